@@ -1,0 +1,3 @@
+from podwall.cli import main
+
+main()

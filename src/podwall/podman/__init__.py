@@ -1,0 +1,1 @@
+"""Adapters to Podman: reading live state, creating networks, building the test/demo image."""
