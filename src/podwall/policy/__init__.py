@@ -1,0 +1,1 @@
+"""The policy: schema (pydantic), loading with line numbers (ruamel), and its meaning (semantics)."""
