@@ -1,0 +1,313 @@
+"""Compile a resolved policy into one nftables table: `table inet podwall`. Pure and deterministic.
+
+Design (docs/policy.md explains it for users):
+- Base chains on forward and input at `priority filter - 10`: our drop/reject is final whatever netavark
+  accepts, and our accepts never undo netavark's drops.
+- Established/related traffic and ICMPv6 ND/MLD pass first. Then a packet is *subject* to the policy when it
+  enters or leaves a managed bridge (by interface: unknown and link-local addresses gain nothing) or comes
+  from / goes to a managed address (workload containers on unmanaged networks).
+- Subject packets are looked up in a fixed number of verdict maps keyed by concatenations
+  (`saddr . daddr . l4proto . dport`, with interval flags for CIDRs and port ranges). The per-packet cost
+  does not grow with the number of flows; a match jumps to `flow_N`, which counts and accepts.
+- Whatever matches nothing is rejected (`icmpx admin-prohibited`) or dropped; in audit mode it is logged
+  and counted instead, and nothing is dropped.
+Nothing from a container (names, labels) reaches the text: only addresses (ipaddress objects), validated
+interface names, numbers and fixed keywords.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from podwall.model import IPAddress, IPNetwork
+from podwall.nft.boxes import Box, disjoint
+from podwall.policy.semantics import Grant, GrantKind, Resolved, dns_gateways, grants
+
+TABLE = "podwall"
+FAMILY = "inet"
+PRIORITY = "filter - 10"
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
+
+# (kind, lookup keys in packet order) — the map's key fields, per family
+MAP_KEYS: dict[GrantKind, tuple[str, ...]] = {
+    GrantKind.C2C: ("saddr", "daddr", "proto", "port"),
+    GrantKind.C2NET: ("saddr", "daddr", "proto", "port"),
+    GrantKind.NET2C: ("saddr", "daddr", "proto", "port"),
+    GrantKind.TO_WORLD: ("saddr", "proto", "port"),
+    GrantKind.FROM_WORLD: ("daddr", "proto", "port"),
+    GrantKind.TO_HOST: ("saddr", "proto", "port"),
+}
+FORWARD_KINDS = (GrantKind.C2C, GrantKind.C2NET, GrantKind.NET2C, GrantKind.TO_WORLD, GrantKind.FROM_WORLD)
+
+
+class UnsafeValue(ValueError):
+    """A value that must never reach nft text (a hostile interface name, say)."""
+
+
+def map_name(kind: GrantKind, family: int) -> str:
+    return f"{kind.value}{family}"
+
+
+def ifname(name: str) -> str:
+    if not IFNAME_RE.match(name):
+        raise UnsafeValue(f"refusing interface name {name!r}")
+    return f'"{name}"'
+
+
+@dataclass(frozen=True, order=True)
+class Element:
+    """One map element: rendered key parts and the flow it jumps to."""
+
+    key: tuple[str, ...]
+    flow: int
+
+    def render(self) -> str:
+        return f"{' . '.join(self.key)} : goto flow_{self.flow}"
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    table: str  # the full `table inet podwall { … }` definition
+    maps: Mapping[str, tuple[Element, ...]]  # map name → elements
+    sets: Mapping[str, tuple[str, ...]]  # named set → rendered elements
+    flow_count: int
+    mode: str
+
+    @property
+    def script(self) -> str:
+        """One atomic transaction: create-if-missing, delete, define. A failure changes nothing."""
+        return f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n{self.table}"
+
+    @property
+    def element_count(self) -> int:
+        return sum(len(v) for v in self.maps.values())
+
+
+# ---- rendering of values ---------------------------------------------------------------------------------
+
+
+def _addr_range(lo: int, hi: int, family: int) -> str:
+    cls = ipaddress.IPv4Address if family == 4 else ipaddress.IPv6Address
+    a, b = cls(lo), cls(hi)
+    if lo == hi:
+        return str(a)
+    nets = list(ipaddress.summarize_address_range(a, b))
+    if len(nets) == 1:
+        return str(nets[0])
+    return f"{a}-{b}"
+
+
+def _proto(lo: int, hi: int) -> str:
+    if lo == hi:
+        return PROTO_NAMES.get(lo, str(lo))
+    return f"{lo}-{hi}"
+
+
+def _port(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def _net_range(n: IPNetwork) -> tuple[int, int]:
+    return int(n.network_address), int(n.broadcast_address)
+
+
+# ---- elements --------------------------------------------------------------------------------------------
+
+
+def elements(gs: Iterable[Grant]) -> dict[str, list[Element]]:
+    """Grants → disjoint map elements, grouped by map. Groups are keyed by the point (single address) fields
+    so that an endpoint's elements never depend on another endpoint's (watch updates elements, not rules)."""
+    groups: dict[tuple[str, tuple[int, ...]], list[Box]] = defaultdict(list)
+    for g in gs:
+        name = map_name(g.kind, g.family)
+        fields = MAP_KEYS[g.kind]
+        point: list[int] = []
+        axes: list[tuple[int, int]] = []
+        for f in fields:
+            if f in ("saddr", "daddr"):
+                net = g.src if f == "saddr" else g.dst
+                assert net is not None
+                r = _net_range(net)
+                is_point = g.kind is GrantKind.C2C or (
+                    (g.kind is GrantKind.C2NET and f == "saddr") or (g.kind is GrantKind.NET2C and f == "daddr")
+                ) or g.kind in (GrantKind.TO_WORLD, GrantKind.FROM_WORLD, GrantKind.TO_HOST)
+                if is_point:
+                    point.append(r[0])
+                else:
+                    axes.append(r)
+            elif f == "proto":
+                axes.append(g.protos)
+            else:
+                axes.append(g.ports)
+        groups[(name, tuple(point))].append((tuple(axes), g.flow))
+
+    out: dict[str, list[Element]] = defaultdict(list)
+    for (name, point), boxes in sorted(groups.items()):
+        family = int(name[-1])
+        kind = GrantKind(name[:-1])
+        fields = MAP_KEYS[kind]
+        for ranges, flow in disjoint(boxes):
+            it_point = iter(point)
+            it_axes = iter(ranges)
+            parts = []
+            for f in fields:
+                if f in ("saddr", "daddr"):
+                    is_range_field = (kind is GrantKind.C2NET and f == "daddr") or (
+                        kind is GrantKind.NET2C and f == "saddr"
+                    )
+                    if is_range_field:
+                        lo, hi = next(it_axes)
+                        parts.append(_addr_range(lo, hi, family))
+                    else:
+                        p = next(it_point)
+                        parts.append(_addr_range(p, p, family))
+                elif f == "proto":
+                    parts.append(_proto(*next(it_axes)))
+                else:
+                    parts.append(_port(*next(it_axes)))
+            out[name].append(Element(tuple(parts), flow))
+    return out
+
+
+def all_map_names() -> list[str]:
+    return [map_name(k, f) for k in GrantKind for f in (4, 6)]
+
+
+# ---- the table -------------------------------------------------------------------------------------------
+
+
+def _map_type(kind: GrantKind, family: int) -> str:
+    addr = "ipv4_addr" if family == 4 else "ipv6_addr"
+    types = {"saddr": addr, "daddr": addr, "proto": "inet_proto", "port": "inet_service"}
+    return " . ".join(types[f] for f in MAP_KEYS[kind])
+
+
+def _lookup(kind: GrantKind, family: int) -> str:
+    ip = "ip" if family == 4 else "ip6"
+    expr = {"saddr": f"{ip} saddr", "daddr": f"{ip} daddr", "proto": "meta l4proto", "port": "th dport"}
+    key = " . ".join(expr[f] for f in MAP_KEYS[kind])
+    guard = {
+        GrantKind.TO_WORLD: f"{ip} daddr != @podman_subnets{family} ",
+        GrantKind.FROM_WORLD: f"ct status dnat {ip} saddr != @podman_subnets{family} ",
+    }.get(kind, "")
+    return f"{guard}{key} vmap @{map_name(kind, family)}"
+
+
+def _elements_block(items: list[str], indent: str = "\t\t") -> str:
+    if not items:
+        return ""
+    joined = f",\n{indent}\t     ".join(items)
+    return f"{indent}elements = {{ {joined} }}\n"
+
+
+def _set(name: str, typ: str, items: list[str], flags: str | None = None, extra: str = "") -> str:
+    s = f"\tset {name} {{\n\t\ttype {typ}\n"
+    if flags:
+        s += f"\t\tflags {flags}\n"
+    s += extra
+    s += _elements_block(items)
+    return s + "\t}\n"
+
+
+def _addr_sort(a: IPAddress) -> tuple[int, int]:
+    return (a.version, int(a))
+
+
+def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
+    policy = res.policy
+    gs = grants(res)
+    maps = elements(gs)
+
+    managed_ifaces = sorted({n.interface for n in res.managed_networks if n.interface})
+    managed_addrs = sorted(set(res.managed_addresses), key=_addr_sort)
+    subnets = sorted(set(res.podman_subnets), key=lambda n: (n.version, int(n.network_address), n.prefixlen))
+    dns = sorted(set(dns_gateways(res)), key=lambda t: (_addr_sort(t[0]), t[1]))
+
+    sets: dict[str, list[str]] = {
+        "managed_ifaces": [ifname(i) for i in managed_ifaces],
+        "managed4": [str(a) for a in managed_addrs if a.version == 4],
+        "managed6": [str(a) for a in managed_addrs if a.version == 6],
+        "podman_subnets4": [str(n) for n in subnets if n.version == 4],
+        "podman_subnets6": [str(n) for n in subnets if n.version == 6],
+        "dns4": [f"{g} . {ifname(i)}" for g, i in dns if g.version == 4],
+        "dns6": [f"{g} . {ifname(i)}" for g, i in dns if g.version == 6],
+    }
+
+    comment = f"podwall sha256={policy_hash}" if policy_hash else "podwall"
+    t = [f"table {FAMILY} {TABLE} {{\n", f'\tcomment "{comment}"\n']
+    t.append(_set("managed_ifaces", "ifname", sets["managed_ifaces"]))
+    for fam, typ in ((4, "ipv4_addr"), (6, "ipv6_addr")):
+        t.append(_set(f"managed{fam}", typ, sets[f"managed{fam}"]))
+        t.append(_set(f"podman_subnets{fam}", typ, sets[f"podman_subnets{fam}"], "interval"))
+        t.append(_set(f"dns{fam}", f"{typ} . ifname", sets[f"dns{fam}"]))
+        t.append(
+            _set(f"denied{fam}", f"{typ} . {typ}", [], "dynamic", "\t\tsize 65535\n\t\tcounter\n")
+        )
+    for kind in GrantKind:
+        for fam in (4, 6):
+            name = map_name(kind, fam)
+            items = [e.render() for e in maps.get(name, [])]
+            t.append(
+                f"\tmap {name} {{\n\t\ttype {_map_type(kind, fam)} : verdict\n\t\tflags interval\n"
+                + _elements_block(items)
+                + "\t}\n"
+            )
+    for i in range(len(policy.flows)):
+        t.append(f"\tchain flow_{i} {{\n\t\tcounter accept\n\t}}\n")
+
+    nd = "\t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } ip6 hoplimit 255 accept\n"
+    mld = "\t\ticmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 hoplimit 1 accept\n"
+
+    fwd = ["\tchain policy_fwd {\n"]
+    for fam in (4, 6):
+        for kind in FORWARD_KINDS:
+            fwd.append(f"\t\t{_lookup(kind, fam)}\n")
+    fwd.append("\t\tgoto deny\n\t}\n")
+    t.extend(fwd)
+
+    pin = ["\tchain policy_in {\n"]
+    for fam, ip in ((4, "ip"), (6, "ip6")):
+        pin.append(f"\t\tmeta l4proto {{ tcp, udp }} {ip} daddr . iifname @dns{fam} ct original proto-dst 53 accept\n")
+    for fam in (4, 6):
+        pin.append(f"\t\t{_lookup(GrantKind.TO_HOST, fam)}\n")
+    pin.append("\t\tgoto deny\n\t}\n")
+    t.extend(pin)
+
+    deny = ["\tchain deny {\n"]
+    deny.append("\t\tadd @denied4 { ip saddr . ip daddr }\n")
+    deny.append("\t\tadd @denied6 { ip6 saddr . ip6 daddr }\n")
+    if policy.mode == "audit":
+        deny.append('\t\tlog prefix "podwall-audit: " level info counter\n')
+    elif policy.deny == "drop":
+        deny.append("\t\tcounter drop\n")
+    else:
+        deny.append("\t\tcounter reject with icmpx admin-prohibited\n")
+    deny.append("\t}\n")
+    t.extend(deny)
+
+    def base(hook: str, target: str, by_oif: bool) -> str:
+        s = f"\tchain {hook} {{\n\t\ttype filter hook {hook} priority {PRIORITY}; policy accept;\n"
+        s += "\t\tct state established,related accept\n" + nd + mld
+        s += f"\t\tiifname @managed_ifaces goto {target}\n"
+        if by_oif:
+            s += f"\t\toifname @managed_ifaces goto {target}\n"
+        s += f"\t\tip saddr @managed4 goto {target}\n\t\tip6 saddr @managed6 goto {target}\n"
+        if by_oif:
+            s += f"\t\tip daddr @managed4 goto {target}\n\t\tip6 daddr @managed6 goto {target}\n"
+        return s + "\t}\n"
+
+    t.append(base("forward", "policy_fwd", True))
+    t.append(base("input", "policy_in", False))
+    t.append("}\n")
+    return Ruleset(
+        table="".join(t),
+        maps={k: tuple(v) for k, v in maps.items()},
+        sets={k: tuple(v) for k, v in sets.items()},
+        flow_count=len(policy.flows),
+        mode=policy.mode,
+    )

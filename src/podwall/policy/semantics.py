@@ -1,0 +1,372 @@
+"""What a policy means for an inventory: the one source of truth.
+
+`resolve(policy, inventory)` decides who is managed and groups containers by network namespace;
+`grants(resolved)` expands flows into address-level grants. The nft compiler turns grants into set/map
+elements, and `decide()` answers "would a new connection be allowed?" from the very same grants, so the
+expected matrix of `verify` and the compiled ruleset cannot disagree. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from podwall.model import UNENFORCEABLE_MODES, Container, Inventory, IPAddress, IPNetwork, NetMode, Network
+from podwall.policy.schema import CidrPeer, FlowSpec, Policy
+
+ALL_PROTOS = (0, 255)
+ALL_PORTS = (0, 65535)
+FILTERABLE_DRIVERS = frozenset({"bridge"})
+
+
+class GrantKind(StrEnum):
+    C2C = "c2c"  # container address → container address
+    C2NET = "c2net"  # container address → CIDR
+    NET2C = "net2c"  # CIDR → container address
+    TO_WORLD = "to_world"  # container address → anything neither local nor in a Podman subnet
+    FROM_WORLD = "from_world"  # published-port ingress (after DNAT) → container address
+    TO_HOST = "to_host"  # container address → local delivery on this host
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One allowed box. `src`/`dst` are networks (a single address is a /32 or /128); None: not a key."""
+
+    kind: GrantKind
+    family: int
+    src: IPNetwork | None
+    dst: IPNetwork | None
+    protos: tuple[int, int]
+    ports: tuple[int, int]
+    flow: int  # index into policy.flows: which flow allows it
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A network namespace with the union of the rights of every container in it."""
+
+    key: str  # the container that owns the namespace (a pod's infra, a `container:` target, itself)
+    containers: tuple[str, ...]
+    workloads: frozenset[str]
+    managed: bool
+    enforceable: bool
+    reason: str | None  # why it cannot be enforced (host network, rootless, …)
+    v4: tuple[ipaddress.IPv4Address, ...]
+    v6: tuple[ipaddress.IPv6Address, ...]
+    networks: tuple[str, ...]
+    netns: str | None = None
+
+    @property
+    def addresses(self) -> tuple[IPAddress, ...]:
+        return (*self.v4, *self.v6)
+
+    def family(self, version: int) -> tuple[IPAddress, ...]:
+        return self.v4 if version == 4 else self.v6
+
+    @property
+    def label(self) -> str:
+        return "+".join(sorted(self.workloads)) or ("unmatched" if self.managed else "unmanaged")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    policy: Policy
+    inventory: Inventory
+    endpoints: tuple[Endpoint, ...]
+    managed_networks: tuple[Network, ...]  # policy networks that exist
+    missing_networks: tuple[str, ...]  # policy networks that do not exist yet
+    members: Mapping[str, tuple[str, ...]]  # workload → container names (running or not)
+    unmatched: tuple[str, ...]  # managed containers in no workload (PW108)
+    unenforceable: tuple[tuple[str, str], ...]  # (container, why)
+    warnings: tuple[str, ...]
+    podman_subnets: tuple[IPNetwork, ...] = field(default=())
+
+    def endpoint_of(self, container: str) -> Endpoint | None:
+        for ep in self.endpoints:
+            if container in ep.containers:
+                return ep
+        return None
+
+    @property
+    def managed_addresses(self) -> tuple[IPAddress, ...]:
+        return tuple(a for ep in self.endpoints if ep.managed and ep.enforceable for a in ep.addresses)
+
+
+def workloads_of(c: Container, policy: Policy) -> frozenset[str]:
+    out = set()
+    for name, wl in policy.workloads.items():
+        by_name = any(fnmatch.fnmatchcase(c.name, g) for g in wl.containers)
+        by_labels = bool(wl.labels) and all(c.labels.get(k) == v for k, v in wl.labels.items())
+        if by_name or by_labels:
+            out.add(name)
+    return frozenset(out)
+
+
+def _owner(c: Container, by_name: Mapping[str, Container], by_id: Mapping[str, Container],
+           infra_of_pod: Mapping[str, Container]) -> Container:
+    """Follow namespace sharing (container:X, pod membership) to the container that owns the namespace."""
+    seen = set()
+    cur = c
+    while cur.name not in seen:
+        seen.add(cur.name)
+        nxt: Container | None = None
+        if cur.network_mode is NetMode.CONTAINER and cur.mode_target:
+            t = cur.mode_target
+            nxt = by_name.get(t) or by_id.get(t) or next(
+                (v for k, v in by_id.items() if len(t) >= 12 and k.startswith(t)), None
+            )
+        elif cur.network_mode is NetMode.POD or (cur.pod and not cur.infra and not cur.networks):
+            nxt = infra_of_pod.get(cur.pod or cur.mode_target or "")
+        if nxt is None:
+            return cur
+        cur = nxt
+    return cur
+
+
+def _unenforceable_reason(owner: Container, inv: Inventory) -> str | None:
+    if owner.rootless:
+        return "rootless Podman: its networks live in the rootless network namespace"
+    if owner.network_mode in UNENFORCEABLE_MODES:
+        return {
+            NetMode.HOST: "host network: its traffic is the host's own",
+            NetMode.NONE: "no network",
+            NetMode.SLIRP: "slirp4netns: its traffic is host output",
+            NetMode.PASTA: "pasta: its traffic is host output",
+            NetMode.NS: "joins a foreign network namespace",
+        }[owner.network_mode]
+    for att in owner.networks:
+        net = inv.network(att.network)
+        if net is not None and net.driver not in FILTERABLE_DRIVERS:
+            return f"{net.driver} network {net.name!r}: the host firewall cannot filter it"
+    return None
+
+
+def _netns(c: Container) -> str | None:
+    if c.sandbox_key:
+        return c.sandbox_key
+    if c.pid:
+        return f"/proc/{c.pid}/ns/net"
+    return None
+
+
+def resolve(policy: Policy, inv: Inventory) -> Resolved:
+    by_name = {c.name: c for c in inv.containers}
+    by_id = {c.id: c for c in inv.containers if c.id}
+    infra_of_pod = {c.pod: c for c in inv.containers if c.infra and c.pod}
+    policy_nets = set(policy.networks)
+
+    groups: dict[str, list[Container]] = defaultdict(list)
+    owners: dict[str, Container] = {}
+    for c in inv.containers:
+        o = _owner(c, by_name, by_id, infra_of_pod)
+        groups[o.name].append(c)
+        owners[o.name] = o
+
+    members: dict[str, list[str]] = {w: [] for w in policy.workloads}
+    endpoints = []
+    unmatched: list[str] = []
+    unenforceable: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    for key in sorted(groups):
+        owner = owners[key]
+        cs = sorted(groups[key], key=lambda c: c.name)
+        wls: set[str] = set()
+        for c in cs:
+            w = workloads_of(c, policy)
+            for name in w:
+                members[name].append(c.name)
+            wls |= w
+        nets = tuple(a.network for a in owner.networks)
+        managed = bool(wls) or any(n in policy_nets for n in nets)
+        reason = _unenforceable_reason(owner, inv)
+        if managed:
+            if not wls:  # containers sharing a namespace with a workload member get its rights
+                unmatched.extend(c.name for c in cs if not c.infra)
+            if reason:
+                unenforceable.extend((c.name, reason) for c in cs if not c.infra)
+            elif wls and not any(n in policy_nets for n in nets) and owner.running:
+                warnings.append(
+                    f"{key}: workload {'+'.join(sorted(wls))} on unmanaged network(s) {', '.join(nets) or '-'}: "
+                    "enforced by address only (IPv6 link-local on that bridge is not covered)"
+                )
+        v4 = tuple(sorted({a for att in owner.networks for a in att.ipv4}))
+        v6 = tuple(sorted({a for att in owner.networks for a in att.ipv6}))
+        endpoints.append(
+            Endpoint(
+                key=key,
+                containers=tuple(c.name for c in cs),
+                workloads=frozenset(wls),
+                managed=managed,
+                enforceable=reason is None,
+                reason=reason,
+                v4=v4,
+                v6=v6,
+                networks=nets,
+                netns=_netns(owner),
+            )
+        )
+
+    managed_networks = tuple(n for n in inv.networks if n.name in policy_nets)
+    missing = tuple(sorted(policy_nets - {n.name for n in managed_networks}))
+    for n in managed_networks:
+        if not n.dns_enabled:
+            warnings.append(
+                f"network {n.name}: DNS is disabled, so containers resolve through the host's upstream "
+                "servers: that is egress to `world` and needs a flow"
+            )
+    subnets = tuple(s.cidr for n in inv.networks for s in n.subnets)
+    return Resolved(
+        policy=policy,
+        inventory=inv,
+        endpoints=tuple(endpoints),
+        managed_networks=managed_networks,
+        missing_networks=missing,
+        members={k: tuple(sorted(v)) for k, v in members.items()},
+        unmatched=tuple(sorted(set(unmatched))),
+        unenforceable=tuple(sorted(set(unenforceable))),
+        warnings=tuple(warnings),
+        podman_subnets=subnets,
+    )
+
+
+def port_boxes(flow: FlowSpec) -> tuple[tuple[tuple[int, int], tuple[int, int]], ...]:
+    ranges = flow.port_ranges
+    if ranges is None:
+        return ((ALL_PROTOS, ALL_PORTS),)
+    return tuple(((r.proto_number, r.proto_number), (r.lo, r.hi)) for r in ranges)
+
+
+def _host_net(a: IPAddress) -> IPNetwork:
+    return ipaddress.ip_network(a)
+
+
+def _eps(res: Resolved, workload: str) -> list[Endpoint]:
+    return [ep for ep in res.endpoints if workload in ep.workloads and ep.enforceable and ep.addresses]
+
+
+def flow_grants(res: Resolved, index: int, flow: FlowSpec,
+                only: Iterable[Endpoint] | None = None) -> list[Grant]:
+    """Grants of one flow. With `only`, just those touching these endpoints (for incremental updates)."""
+    wl = res.policy.workloads
+    boxes = port_boxes(flow)
+    src, dst = flow.from_, flow.to
+    keep = None if only is None else {ep.key for ep in only}
+    out: list[Grant] = []
+
+    def want(*eps: Endpoint) -> bool:
+        return keep is None or any(ep.key in keep for ep in eps)
+
+    def add(kind: GrantKind, fam: int, s: IPNetwork | None, d: IPNetwork | None) -> None:
+        for protos, ports in boxes:
+            out.append(Grant(kind, fam, s, d, protos, ports, index))
+
+    if isinstance(src, str) and src in wl:
+        for s_ep in _eps(res, src):
+            if isinstance(dst, str) and dst in wl:
+                for d_ep in _eps(res, dst):
+                    if d_ep.key == s_ep.key or not want(s_ep, d_ep):
+                        continue  # a namespace reaches itself over loopback, never through the host
+                    for fam in (4, 6):
+                        for sa in s_ep.family(fam):
+                            for da in d_ep.family(fam):
+                                add(GrantKind.C2C, fam, _host_net(sa), _host_net(da))
+            elif not want(s_ep):
+                continue
+            elif isinstance(dst, CidrPeer):
+                net = dst.network
+                for sa in s_ep.family(net.version):
+                    add(GrantKind.C2NET, net.version, _host_net(sa), net)
+            elif dst in ("world", "host"):
+                kind = GrantKind.TO_WORLD if dst == "world" else GrantKind.TO_HOST
+                for sa in s_ep.addresses:
+                    add(kind, sa.version, _host_net(sa), None)
+    elif isinstance(dst, str) and dst in wl:
+        for d_ep in _eps(res, dst):
+            if not want(d_ep):
+                continue
+            if isinstance(src, CidrPeer):
+                net = src.network
+                for da in d_ep.family(net.version):
+                    add(GrantKind.NET2C, net.version, net, _host_net(da))
+            elif src == "world":
+                for da in d_ep.addresses:
+                    add(GrantKind.FROM_WORLD, da.version, None, _host_net(da))
+    return out
+
+
+def grants(res: Resolved, only: Iterable[Endpoint] | None = None) -> list[Grant]:
+    only_l = None if only is None else list(only)
+    out: list[Grant] = []
+    for i, flow in enumerate(res.policy.flows):
+        out.extend(flow_grants(res, i, flow, only_l))
+    return out
+
+
+# ---- decisions ------------------------------------------------------------------------------------------
+
+
+def _covers(g: Grant, src: IPAddress | None, dst: IPAddress | None, proto: int, port: int) -> bool:
+    if not (g.protos[0] <= proto <= g.protos[1] and g.ports[0] <= port <= g.ports[1]):
+        return False
+    if g.src is not None and (src is None or src not in g.src):
+        return False
+    if g.dst is not None and (dst is None or dst not in g.dst):
+        return False
+    return True
+
+
+def in_podman_subnet(res: Resolved, a: IPAddress) -> bool:
+    return any(a.version == n.version and a in n for n in res.podman_subnets)
+
+
+def allowed_by_grants(gs: Iterable[Grant], kinds: Iterable[GrantKind], src: IPAddress | None,
+                      dst: IPAddress | None, proto: int, port: int) -> Grant | None:
+    ks = set(kinds)
+    best = None
+    for g in gs:
+        if g.kind in ks and _covers(g, src, dst, proto, port) and (best is None or g.flow < best.flow):
+            best = g
+    return best
+
+
+def forward_kinds(res: Resolved, src: IPAddress, dst: IPAddress, dnat: bool = False) -> tuple[GrantKind, ...]:
+    """Which maps a forwarded packet is looked up in, in the order the compiled chain does."""
+    kinds = [GrantKind.C2C, GrantKind.C2NET, GrantKind.NET2C]
+    if not in_podman_subnet(res, dst):
+        kinds.append(GrantKind.TO_WORLD)
+    if dnat and not in_podman_subnet(res, src):
+        kinds.append(GrantKind.FROM_WORLD)
+    return tuple(kinds)
+
+
+def topology_block(res: Resolved, src_net: str | None, dst_net: str | None) -> str | None:
+    """netavark's own isolation (a drop in its tables is final, whatever podwall allows)."""
+    inv = res.inventory
+    if src_net == dst_net:
+        return None
+    a = inv.network(src_net) if src_net else None
+    b = inv.network(dst_net) if dst_net else None
+    for n in (a, b):
+        if n is not None and n.internal:
+            return f"netavark: {n.name} is internal"
+    for n in (a, b):
+        if n is not None and n.isolate == "strict":
+            return f"netavark: {n.name} is isolate=strict"
+    if a is not None and b is not None and a.isolate == "true" and b.isolate == "true":
+        return f"netavark: {a.name} and {b.name} are both isolated"
+    return None
+
+
+def dns_gateways(res: Resolved) -> list[tuple[IPAddress, str]]:
+    """(gateway, bridge) pairs of managed networks with DNS: aardvark-dns is always reachable there."""
+    out = []
+    for n in res.managed_networks:
+        if n.dns_enabled and n.interface:
+            for s in n.subnets:
+                if s.gateway is not None:
+                    out.append((s.gateway, n.interface))
+    return out
