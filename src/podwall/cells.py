@@ -31,6 +31,7 @@ class ProbeResult:
     verdict: Verdict | None  # None: not probed
     detail: str  # connected | refused | unreachable | denied | timeout | inferred | not probed | error: …
     elapsed_ms: float = 0.0
+    attempts: int = 1  # 2 when an expected-allow timeout was retried
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Cell:
     why: str = ""  # which flow allows it, or why it is blocked (default deny, netavark isolation, ...)
     netns: str | None = None  # where to probe from (None: cannot be probed)
     interface: str | None = None  # IPv6 link-local scope
+    to_netns: str | None = None  # destination namespace, for a temporary UDP listener (None: none started)
 
     @property
     def probe(self) -> Probe | None:
