@@ -42,14 +42,14 @@ class Scenario:
 
     def network(self, name: str, *opts: str) -> str:
         full = self.n(name)
+        self.networks.append(full)  # before creating: a half-made object is still cleaned up
         podman("network", "create", *opts, full)
-        self.networks.append(full)
         return full
 
     def pod(self, name: str, *opts: str) -> str:
         full = self.n(name)
-        podman("pod", "create", "--name", full, *opts)
         self.pods.append(full)
+        podman("pod", "create", "--name", full, *opts)
         return full
 
     def run(self, name: str, *opts: str, cmd: tuple[str, ...] | None = None, listen: tuple[int, ...] = (8080,)) -> str:
@@ -58,8 +58,8 @@ class Scenario:
         if cmd is None:
             parts = [f"httpd -p {p} -h /www" for p in listen] + ["exec sleep 3600"]
             cmd = ("sh", "-c", "; ".join(parts))
+        self.containers.append(full)  # `run` can fail after creating the container
         podman("run", "-d", "--name", full, *opts, self.image, *cmd)
-        self.containers.append(full)
         return full
 
     def inspect(self, name: str) -> dict:

@@ -93,6 +93,7 @@ class Container:
     networks: tuple[Attachment, ...] = ()  # live: with addresses; files: names only
     ports: tuple[PortMapping, ...] = ()
     cap_add: tuple[str, ...] = ()  # upper-case, without CAP_ prefix
+    effective_caps: tuple[str, ...] = ()  # live only: the effective set, same spelling (includes defaults)
     privileged: bool = False
     rootless: bool = False
     running: bool = False
