@@ -370,3 +370,54 @@ def dns_gateways(res: Resolved) -> list[tuple[IPAddress, str]]:
                 if s.gateway is not None:
                     out.append((s.gateway, n.interface))
     return out
+
+
+class Decider:
+    """Answers "is a new connection allowed?" from the grants, indexed by their point addresses.
+
+    It mirrors the compiled chains: who is subject to the policy, which maps are looked up, in what order.
+    `verify` computes its expected matrix with it and `apply`/`watch` use it to find the established
+    connections a new ruleset no longer allows.
+    """
+
+    def __init__(self, res: Resolved, gs: Iterable[Grant] | None = None) -> None:
+        self.res = res
+        self.managed = set(res.managed_addresses)
+        self.managed_subnets = [s.cidr for n in res.managed_networks for s in n.subnets]
+        self.dns = {g for g, _ in dns_gateways(res)}
+        self.index: dict[tuple[GrantKind, IPAddress | None, IPAddress | None], list[Grant]] = defaultdict(list)
+        for g in grants(res) if gs is None else gs:
+            s = g.src.network_address if g.src is not None and g.kind in _SRC_POINT else None
+            d = g.dst.network_address if g.dst is not None and g.kind in _DST_POINT else None
+            self.index[(g.kind, s, d)].append(g)
+
+    def is_managed(self, a: IPAddress) -> bool:
+        return a in self.managed or any(a.version == n.version and a in n for n in self.managed_subnets)
+
+    def _lookup(self, kind: GrantKind, src: IPAddress, dst: IPAddress, proto: int, port: int) -> Grant | None:
+        s = src if kind in _SRC_POINT else None
+        d = dst if kind in _DST_POINT else None
+        return allowed_by_grants(self.index.get((kind, s, d), ()), (kind,), src, dst, proto, port)
+
+    def forward(self, src: IPAddress, dst: IPAddress, proto: int, port: int,
+                dnat: bool = False) -> tuple[bool, Grant | None]:
+        """(subject, grant) for a forwarded new connection; not subject means the policy does not apply."""
+        if not (self.is_managed(src) or self.is_managed(dst)):
+            return False, None
+        for kind in forward_kinds(self.res, src, dst, dnat):
+            g = self._lookup(kind, src, dst, proto, port)
+            if g is not None:
+                return True, g
+        return True, None
+
+    def to_host(self, src: IPAddress, dst: IPAddress, proto: int, port: int) -> tuple[bool, Grant | None, bool]:
+        """(subject, grant, dns) for a container → host connection."""
+        if not self.is_managed(src):
+            return False, None, False
+        if port == 53 and proto in (6, 17) and dst in self.dns:
+            return True, None, True
+        return True, self._lookup(GrantKind.TO_HOST, src, dst, proto, port), False
+
+
+_SRC_POINT = frozenset({GrantKind.C2C, GrantKind.C2NET, GrantKind.TO_WORLD, GrantKind.TO_HOST})
+_DST_POINT = frozenset({GrantKind.C2C, GrantKind.NET2C, GrantKind.FROM_WORLD})

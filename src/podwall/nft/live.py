@@ -1,0 +1,132 @@
+"""The nft adapter: check, apply, read back, delete. Only `table inet podwall` is ever touched."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from podwall import proc
+from podwall.errors import CommandFailed, EnvironmentProblem
+from podwall.nft.compile import FAMILY, TABLE
+
+DYNAMIC_SETS = frozenset({"denied4", "denied6"})  # filled by the packet path: never part of drift
+
+
+class NftError(EnvironmentProblem):
+    pass
+
+
+@dataclass(frozen=True)
+class FlowCounter:
+    flow: int
+    packets: int
+    bytes: int
+
+
+class Nft:
+    def __init__(self, binary: str = "nft") -> None:
+        self.binary = binary
+
+    def _run(self, args: list[str], script: str | None = None, check: bool = True) -> str:
+        try:
+            return str(proc.run([self.binary, *args], input=script, check=check).stdout)
+        except CommandFailed as exc:
+            raise NftError(f"nft {' '.join(args)}: {exc.stderr.strip()}") from exc
+
+    def check(self, script: str) -> None:
+        """`nft -c`: validate against the live kernel without changing anything."""
+        self._run(["-c", "-f", "-"], script)
+
+    def apply(self, script: str) -> None:
+        """One `nft -f` transaction: all or nothing."""
+        self._run(["-f", "-"], script)
+
+    def batch(self, lines: Iterable[str]) -> None:
+        script = "\n".join(lines) + "\n"
+        if script.strip():
+            self._run(["-f", "-"], script)
+
+    def exists(self) -> bool:
+        cp = proc.run([self.binary, "list", "table", FAMILY, TABLE], check=False)
+        return cp.returncode == 0
+
+    def list_json(self, stateless: bool = False) -> dict[str, Any] | None:
+        args = ["-j", *(["-s"] if stateless else []), "list", "table", FAMILY, TABLE]
+        cp = proc.run([self.binary, *args], check=False)
+        if cp.returncode != 0:
+            if "No such file" in cp.stderr or "does not exist" in cp.stderr:
+                return None
+            raise NftError(f"nft list table: {cp.stderr.strip()}")
+        try:
+            return dict(json.loads(cp.stdout))
+        except json.JSONDecodeError as exc:
+            raise NftError(f"nft -j printed invalid JSON: {exc}") from exc
+
+    def list_text(self) -> str | None:
+        cp = proc.run([self.binary, "list", "table", FAMILY, TABLE], check=False)
+        return cp.stdout if cp.returncode == 0 else None
+
+    def snapshot(self) -> str | None:
+        """A normalised listing without counters, handles or dynamically learnt elements: drift compares it."""
+        data = self.list_json(stateless=True)
+        return None if data is None else normalise(data)
+
+    def delete(self) -> bool:
+        if not self.exists():
+            return False
+        # `table X` first makes the delete safe against a race with another remover
+        self._run(["-f", "-"], f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n")
+        return True
+
+    def flow_counters(self) -> tuple[list[FlowCounter], int]:
+        """Per-flow accept counters and the deny chain's counter."""
+        data = self.list_json() or {"nftables": []}
+        flows: list[FlowCounter] = []
+        denied = 0
+        for item in data.get("nftables", []):
+            rule = item.get("rule")
+            if not rule:
+                continue
+            chain = str(rule.get("chain", ""))
+            counter = next((e["counter"] for e in rule.get("expr", []) if "counter" in e), None)
+            if counter is None:
+                continue
+            if chain.startswith("flow_") and chain[5:].isdigit():
+                flows.append(FlowCounter(int(chain[5:]), int(counter["packets"]), int(counter["bytes"])))
+            elif chain == "deny":
+                denied += int(counter["packets"])
+        return sorted(flows, key=lambda f: f.flow), denied
+
+    def denied_pairs(self) -> list[tuple[str, str, int]]:
+        """(source, destination, packets) learnt in the denied4/denied6 sets."""
+        data = self.list_json() or {"nftables": []}
+        out = []
+        for item in data.get("nftables", []):
+            s = item.get("set")
+            if not s or s.get("name") not in DYNAMIC_SETS:
+                continue
+            for e in s.get("elem", []):
+                el = e.get("elem", e) if isinstance(e, dict) else e
+                val = el.get("val") if isinstance(el, dict) else el
+                parts = val.get("concat", []) if isinstance(val, dict) else []
+                packets = int(el.get("counter", {}).get("packets", 0)) if isinstance(el, dict) else 0
+                if len(parts) == 2:
+                    out.append((str(parts[0]), str(parts[1]), packets))
+        return out
+
+
+def normalise(data: dict[str, Any]) -> str:
+    items = []
+    for item in data.get("nftables", []):
+        if "metainfo" in item:
+            continue
+        item = json.loads(json.dumps(item))
+        for body in item.values():
+            if isinstance(body, dict):
+                body.pop("handle", None)
+                if body.get("name") in DYNAMIC_SETS:
+                    body.pop("elem", None)
+        items.append(item)
+    return json.dumps(items, sort_keys=True)
