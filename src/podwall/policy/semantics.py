@@ -59,6 +59,7 @@ class Endpoint:
     v6: tuple[ipaddress.IPv6Address, ...]
     networks: tuple[str, ...]
     netns: str | None = None
+    display: str = ""  # the container to show for this namespace (not a pod's infra container)
 
     @property
     def addresses(self) -> tuple[IPAddress, ...]:
@@ -207,6 +208,7 @@ def resolve(policy: Policy, inv: Inventory) -> Resolved:
                 v6=v6,
                 networks=nets,
                 netns=_netns(owner),
+                display=next((c.name for c in cs if not c.infra), key),
             )
         )
 

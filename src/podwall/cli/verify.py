@@ -1,0 +1,59 @@
+"""`podwall verify`: expected vs observed connectivity, probed from inside the containers' namespaces."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from podwall.cli import cli
+from podwall.errors import InputError, InputProblem
+from podwall.exitcodes import RC
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+@click.command()
+@click.option("-f", "--file", "policy_file", type=click.Path(dir_okay=False), help="Policy YAML file")
+@click.option("--baseline", is_flag=True, help="No policy: show what can reach what today")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table")
+@click.option("--ports", help="Sample ports probed for every pair, e.g. 22,80/tcp,8080 (default 22,80,8080/tcp)")
+@click.option("--timeout-ms", type=click.IntRange(10, 60000), default=300, show_default=True)
+@click.option("--world-netns", help="A network namespace (ip netns) standing for the outside world")
+@click.option("--no-link-local", is_flag=True, help="Skip the IPv6 link-local cells")
+def verify(policy_file: str | None, baseline: bool, fmt: str, ports: str | None, timeout_ms: int,
+           world_netns: str | None, no_link_local: bool) -> int:
+    """Probe every expected cell and print the expected-vs-observed matrix. Exit 1 if any cell is wrong."""
+    from podwall import verify as v
+    from podwall.podman.live import read_inventory
+    from podwall.policy.load import load_policy
+    from podwall.report import matrix, reach
+
+    if bool(policy_file) == baseline:
+        raise InputError(InputProblem(None, None, None, "give either -f POLICY or --baseline"))
+    try:
+        sample = v.parse_ports(ports)
+    except ValueError as exc:
+        raise InputError(InputProblem(None, None, None, f"--ports: {exc}")) from None
+    policy = v.baseline_policy() if baseline else load_policy(str(policy_file)).policy
+    _, cells = v.cells_for(policy, read_inventory(), sample=sample, world_netns=world_netns,
+                           link_local=not no_link_local)
+    pairs = v.probe(cells, timeout_ms)
+    summary = matrix.summarize(pairs)
+    if fmt == "json":
+        click.echo(matrix.to_json(pairs))
+    elif fmt == "junit":
+        click.echo(matrix.to_junit(pairs))
+    elif baseline:
+        out.print(reach.render(pairs))
+    else:
+        out.print(matrix.render(pairs))
+    probed = summary.correct + summary.wrong
+    if probed == 0:
+        out.print("[red]no cell could be probed[/red]: nothing is proven", style=None)
+        return RC.INVALID_INPUT
+    if baseline:
+        return RC.OK
+    return summary.rc
+
+
+cli.add_command(verify)
