@@ -1,0 +1,70 @@
+"""`podwall audit`: report network exposure in files and live Podman state."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from podwall.audit.engine import AuditResult, run_audit
+from podwall.audit.findings import Severity
+from podwall.cli import cli, err_console
+from podwall.errors import InputProblem, PodwallError
+from podwall.model import Inventory
+from podwall.report import json_report, sarif, table
+
+
+def _read_live() -> Inventory:
+    """The live inventory (podwall.podman.live), imported late so file audits never need Podman."""
+    from podwall.podman.live import read_inventory
+
+    return read_inventory()
+
+
+@cli.command("audit")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--live", is_flag=True, help="Also audit running and created Podman containers and networks.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "sarif"]), default="table", show_default=True
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice([s.value for s in Severity]),
+    default=Severity.LOW.value,
+    show_default=True,
+    help="Exit 1 when a finding has this severity or higher.",
+)
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="Skip matching files/dirs (repeatable).")
+def audit_cmd(paths: tuple[str, ...], live: bool, fmt: str, fail_on: str, excludes: tuple[str, ...]) -> int:
+    """Report network exposure in compose, Quadlet, Kubernetes YAML and shell files (PATHs, default .)
+    and, with --live, in Podman's current state.
+
+    Exit: 0 nothing at or above --fail-on, 1 findings, 2 a recognised file could not be read or parsed,
+    3 live state could not be read or a rule failed.
+    """
+    if not paths and not live:
+        paths = (".",)
+    live_inv: Inventory | None = None
+    live_error: InputProblem | None = None
+    if live:
+        try:
+            live_inv = _read_live()
+        except PodwallError as exc:
+            # Keep the file results, but never let a failed live read pass for a clean host.
+            live_error = InputProblem(None, None, None, f"live audit failed: {exc}")
+    result = run_audit(list(paths), excludes=excludes, live=live_inv, live_error=live_error)
+    _print(result, fmt)
+    return result.exit_code(Severity(fail_on))
+
+
+def _print(result: AuditResult, fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(json_report.render(result))
+    elif fmt == "sarif":
+        sys.stdout.write(sarif.render(result))
+    else:
+        Console(highlight=False, soft_wrap=False).print(table.render(result))
+        for p in result.all_errors:
+            err_console.print(f"[red]error[/red]: {escape(p.render())}")
