@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from collections.abc import Sequence
 
 from podwall import proc
@@ -16,16 +17,32 @@ from podwall.policy.semantics import Resolved, resolve
 from podwall.probe.netns import NamespaceError, run_in_netns
 
 
-def _read_if_inet6() -> list[tuple[str, str]]:
-    out = []
-    with open("/proc/thread-self/net/if_inet6") as fh:
-        for line in fh:
-            cols = line.split()
-            if len(cols) >= 6 and cols[0].startswith("fe80"):
+IFA_F_TENTATIVE = 0x40  # duplicate address detection still running: the address cannot be used yet
+IFA_F_DADFAILED = 0x08
+
+
+def _read_if_inet6(wait_s: float = 3.0) -> list[tuple[str, str]]:
+    """This namespace's usable fe80 addresses, waiting (bounded) for duplicate address detection to end."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        out, tentative = [], False
+        with open("/proc/thread-self/net/if_inet6") as fh:
+            for line in fh:
+                cols = line.split()
+                if len(cols) < 6 or not cols[0].startswith("fe80"):
+                    continue
+                flags = int(cols[4], 16)
+                if flags & IFA_F_TENTATIVE:
+                    tentative = True
+                    continue
+                if flags & IFA_F_DADFAILED:
+                    continue
                 raw = cols[0]
                 addr = ipaddress.IPv6Address(":".join(raw[i : i + 4] for i in range(0, 32, 4)))
                 out.append((str(addr), cols[5]))
-    return out
+        if not tentative or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
 
 
 def link_local_addresses(res: Resolved) -> dict[str, dict[str, LinkLocal]]:

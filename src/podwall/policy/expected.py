@@ -114,8 +114,8 @@ def expected_cells(
                     subject, g = dec.forward(src_addrs[0], a, PROTO_NUMBERS[proto], port)
                     cells.append(_cell(res, s, d, str(a), proto, port, subject, g, block))
             for net, ll in (link_local or {}).get(d.key, {}).items():
-                if net not in s.networks:
-                    continue
+                if net not in s.networks or net not in (link_local or {}).get(s.key, {}):
+                    continue  # the source needs a usable link-local address on that network too
                 src_if = next((att.interface for c in res.inventory.containers if c.name == s.key
                                for att in c.networks if att.network == net), None)
                 subject = net in managed_nets

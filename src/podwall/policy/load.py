@@ -177,11 +177,15 @@ def _cross_checks(policy: Policy, path: str, at: Any) -> list[InputProblem]:
             problem(("workloads", name), f"workloads.{name}", f"{name!r} is a reserved peer name")
 
     for i, flow in enumerate(policy.flows):
+        unknown = False
         for side, peer in (("from", flow.from_), ("to", flow.to)):
             if isinstance(peer, str) and peer not in policy.workloads and peer not in ("host", "world"):
                 close = difflib.get_close_matches(peer, list(policy.workloads), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 problem(("flows", i, side), f"flows[{i}].{side}", f"unknown workload {peer!r}{hint}")
+                unknown = True
+        if unknown:
+            continue
         src, dst = flow.from_, flow.to
         where = ("flows", i)
         if src == "host":
