@@ -158,3 +158,28 @@ def test_ipv6_dual_stack(scenario: Scenario) -> None:
     assert att.ipv4[0] in ipaddress.ip_network("10.231.98.0/24")
     assert att.ipv6 and att.ipv6[0] in ipaddress.ip_network("fd00:98:98::/64")
     assert not any(a.is_link_local for a in att.ipv6)
+
+
+def test_audit_live_reports_each_exposure_by_container_name(exposures: tuple[Scenario, int]) -> None:
+    """Issue 2's acceptance: `podwall audit --live --format json` names each case's container as `object`."""
+    sc, port = exposures
+    cp = subprocess.run([sys.executable, "-m", "podwall", "audit", "--live", "--format", "json"],
+                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert cp.returncode == 1, cp.stderr  # findings
+    report = json.loads(cp.stdout)
+    assert report["errors"] == []
+    mine = {(f["rule"], f["object"]) for f in report["findings"] if f["object"].startswith(sc.prefix)}
+    expected = {
+        ("PW101", sc.n("hostnet")),  # host network
+        ("PW102", sc.n("sidecar")),  # container: sharing
+        ("PW104", sc.n("web")),  # published on 0.0.0.0
+        ("PW105", sc.n("admin")),  # NET_ADMIN
+        ("PW106", sc.n("net")),  # a plain custom network: not isolated
+    }
+    assert expected <= mine, mine
+    assert ("PW102", sc.n("member")) not in mine  # pod membership is the pod's design, not a finding
+    for f in report["findings"]:
+        if f["object"].startswith(sc.prefix):
+            assert f["file"] is None and f["line"] is None  # live objects have no file
+    web = next(f for f in report["findings"] if (f["rule"], f["object"]) == ("PW104", sc.n("web")))
+    assert str(port) in web["message"]
