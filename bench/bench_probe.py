@@ -28,14 +28,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.e2e.netns_lab, when run as a script
 
-from podwall.cells import Probe, ProbeResult, Verdict  # noqa: E402
-from podwall.probe import Listener, probe_all, run_in_netns  # noqa: E402
-from tests.e2e.netns_lab import Lab  # noqa: E402
+from podwall.cells import Probe, ProbeResult, Verdict
+from podwall.probe import Listener, probe_all, run_in_netns
+from tests.e2e.netns_lab import Lab
 
 OPEN_BASE, CLOSED_BASE, REJECT_BASE, DROP_BASE = 8000, 9000, 10000, 11000
 MIX = {"open": 0.4, "closed": 0.3, "reject": 0.2, "drop": 0.1}
-EXPECTED = {"open": (Verdict.ALLOW, {"connected"}), "closed": (Verdict.ALLOW, {"refused"}),
-            "reject": (Verdict.BLOCK, {"unreachable", "timeout"}), "drop": (Verdict.BLOCK, {"timeout"})}
+EXPECTED = {
+    "open": (Verdict.ALLOW, {"connected"}),
+    "closed": (Verdict.ALLOW, {"refused"}),
+    "reject": (Verdict.BLOCK, {"unreachable", "timeout"}),
+    "drop": (Verdict.BLOCK, {"timeout"}),
+}
 
 
 def plan(lab: Lab, namespaces: int, per_ns: int) -> tuple[list[Probe], list[str], dict[str, int]]:
@@ -57,12 +61,15 @@ def build(lab: Lab, namespaces: int, counts: dict[str, int]) -> None:
         lab.netns(f"s{i:02d}")
         lab.link(f"s{i:02d}", "eth0", [f"198.18.{i}.2/24"], "srv", f"d{i}", [f"198.18.{i}.1/24"])
     r, d = counts["reject"], counts["drop"]
-    lab.table("srv", f"""
+    lab.table(
+        "srv",
+        f"""
   chain input {{
     type filter hook input priority 0; policy accept;
     tcp dport {REJECT_BASE}-{REJECT_BASE + max(r, 1) - 1} reject with icmpx admin-prohibited
     tcp dport {DROP_BASE}-{DROP_BASE + max(d, 1) - 1} drop
-  }}""")
+  }}""",
+    )
 
 
 def check(kinds: list[str], results: list[ProbeResult]) -> tuple[Counter[str], int]:
@@ -82,6 +89,7 @@ def sequential(probes: list[Probe], timeout_ms: int) -> list[ProbeResult]:
         by_ns.setdefault(p.netns, []).append(i)
     out: list[ProbeResult | None] = [None] * len(probes)
     for ns, idx in by_ns.items():
+
         def job(idx: list[int] = idx) -> None:
             for i in idx:
                 with socket.socket() as s:
@@ -90,6 +98,7 @@ def sequential(probes: list[Probe], timeout_ms: int) -> list[ProbeResult]:
                     # with a socket timeout, connect_ex reports the timeout as EAGAIN instead of raising
                     timed_out = err in (errno.EAGAIN, errno.ETIMEDOUT)
                     out[i] = ProbeResult(Verdict.BLOCK, "timeout") if timed_out else classify_errno(err)
+
         run_in_netns(ns, job)
     return [r for r in out if r is not None]
 
@@ -106,7 +115,9 @@ def main() -> int:
     ap.add_argument("--per-ns", type=int, default=50)
     ap.add_argument("--timeout-ms", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--sequential", action="store_true", help="also time one blocking connect at a time (slow)")
+    ap.add_argument(
+        "--sequential", action="store_true", help="also time one blocking connect at a time (slow)"
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("run as root: the benchmark creates network namespaces", file=sys.stderr)
@@ -118,31 +129,44 @@ def main() -> int:
         build(lab, args.namespaces, counts)
         setup_s = time.perf_counter() - t0
         n = len(probes)
-        print(f"probe benchmark: {args.namespaces} namespaces x {args.per_ns} probes = {n} probes, "
-              f"timeout {args.timeout_ms} ms, mix per namespace {counts} (lab setup {setup_s:.1f} s)")
-        with Listener(lab.path("srv"), [(OPEN_BASE + j, "tcp") for j in range(counts["open"])],
-                      families=(socket.AF_INET,)):
+        print(
+            f"probe benchmark: {args.namespaces} namespaces x {args.per_ns} probes = {n} probes, "
+            f"timeout {args.timeout_ms} ms, mix per namespace {counts} (lab setup {setup_s:.1f} s)"
+        )
+        with Listener(
+            lab.path("srv"),
+            [(OPEN_BASE + j, "tcp") for j in range(counts["open"])],
+            families=(socket.AF_INET,),
+        ):
             engine, baseline = [], []
             for rep in range(args.repeat):
                 t_eng, res = timed(probe_all, probes, args.timeout_ms)
                 hist, wrong = check(kinds, res)
                 engine.append(t_eng)
-                t_base, res_b = timed(lambda: [r for ns in dict.fromkeys(p.netns for p in probes)
-                                               for r in probe_all([p for p in probes if p.netns == ns],
-                                                                  args.timeout_ms)])
+                t_base, res_b = timed(
+                    lambda: [
+                        r
+                        for ns in dict.fromkeys(p.netns for p in probes)
+                        for r in probe_all([p for p in probes if p.netns == ns], args.timeout_ms)
+                    ]
+                )
                 _, wrong_b = check(kinds, res_b)
                 baseline.append(t_base)
-                print(f"  run {rep + 1}: engine {t_eng:.3f} s ({wrong} unexpected), "
-                      f"baseline one-namespace-at-a-time {t_base:.3f} s ({wrong_b} unexpected); "
-                      f"outcomes {dict(sorted(hist.items()))}")
+                print(
+                    f"  run {rep + 1}: engine {t_eng:.3f} s ({wrong} unexpected), "
+                    f"baseline one-namespace-at-a-time {t_base:.3f} s ({wrong_b} unexpected); "
+                    f"outcomes {dict(sorted(hist.items()))}"
+                )
             if args.sequential:
                 t_seq, res_s = timed(sequential, probes, args.timeout_ms)
                 _, wrong_s = check(kinds, res_s)
                 print(f"  sequential blocking connects: {t_seq:.3f} s ({wrong_s} unexpected)")
 
     med_e, med_b = statistics.median(engine), statistics.median(baseline)
-    print(f"engine (all namespaces in parallel): median {med_e:.3f} s for {n} probes "
-          f"({med_e / n * 1000:.2f} ms/probe; floor is one timeout = {args.timeout_ms / 1000:.3f} s)")
+    print(
+        f"engine (all namespaces in parallel): median {med_e:.3f} s for {n} probes "
+        f"({med_e / n * 1000:.2f} ms/probe; floor is one timeout = {args.timeout_ms / 1000:.3f} s)"
+    )
     print(f"baseline (one namespace at a time):  median {med_b:.3f} s")
     print(f"ratio baseline/engine: {med_b / med_e:.1f}x")
     if args.sequential:

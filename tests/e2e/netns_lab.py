@@ -12,6 +12,7 @@ import os
 import secrets
 import time
 from types import TracebackType
+from typing import Self
 
 from podwall.proc import run
 
@@ -30,8 +31,10 @@ class Lab:
         run(["ip", "netns", "add", full])
         self.namespaces.append(full)
         # No duplicate address detection: addresses (link-local included) are usable at once, no sleeping.
-        self.exec(full, ["sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
-                         "net.ipv6.conf.default.accept_dad=0"])
+        self.exec(
+            full,
+            ["sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"],
+        )
         run(["ip", "-n", full, "link", "set", "lo", "up"])
         return self.path(name)
 
@@ -80,7 +83,9 @@ class Lab:
         return str(run(["ip", "netns", "exec", full, *argv], input=input).stdout)
 
     def link_local(self, name: str, ifname: str) -> str:
-        out = run(["ip", "-n", self.full(name), "-j", "-6", "addr", "show", "dev", ifname, "scope", "link"]).stdout
+        out = run(
+            ["ip", "-n", self.full(name), "-j", "-6", "addr", "show", "dev", ifname, "scope", "link"]
+        ).stdout
         return next(a["local"] for link in json.loads(out) for a in link.get("addr_info", []) if "local" in a)
 
     # -- cleanup ------------------------------------------------------------------------------------------
@@ -90,13 +95,13 @@ class Lab:
         for ns, table in reversed(self.tables):
             try:
                 run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", table])
-            except Exception as exc:  # keep going: the namespace deletion below takes the table with it
+            except Exception as exc:  # noqa: BLE001  keep going: the namespace deletion below takes the table with it
                 errors.append(f"table {table} in {ns}: {exc}")
         self.tables.clear()
         for ns in reversed(self.namespaces):
             try:
                 run(["ip", "netns", "del", ns])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  reported below, after trying every namespace
                 errors.append(f"netns {ns}: {exc}")
         self.namespaces.clear()
         leftover = self.leftovers()
@@ -107,7 +112,7 @@ class Lab:
         out = str(run(["ip", "netns", "list"]).stdout)
         return [line.split()[0] for line in out.splitlines() if line.startswith(self.prefix)]
 
-    def __enter__(self) -> Lab:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

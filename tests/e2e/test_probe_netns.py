@@ -44,7 +44,9 @@ RULES = f"""
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    missing = [t for t in ("ip", "nft", "sysctl") if shutil.which(t) is None and not os.path.exists(f"/usr/sbin/{t}")]
+    missing = [
+        t for t in ("ip", "nft", "sysctl") if shutil.which(t) is None and not os.path.exists(f"/usr/sbin/{t}")
+    ]
     require_or_fail("root, ip, nft, sysctl", os.geteuid() == 0 and not missing)
     lab = Lab()
     try:
@@ -81,9 +83,15 @@ def test_tcp_outcomes_ipv4_and_ipv6(lab: Lab, listening: Listener) -> None:
     probes = [Probe(a, addr, port) for addr in (B4, B6) for port in (OPEN, CLOSED, REJECT, DROP)]
     got = [outcome(r) for r in probe_all(probes, 300)]
     assert got == [
-        (ALLOW, "connected"), (ALLOW, "refused"), (BLOCK, "unreachable"), (BLOCK, "timeout"),
+        (ALLOW, "connected"),
+        (ALLOW, "refused"),
+        (BLOCK, "unreachable"),
+        (BLOCK, "timeout"),
         # admin-prohibited over ICMPv6 arrives as EACCES (needs IPV6_RECVERR on this kernel, see engine.py)
-        (ALLOW, "connected"), (ALLOW, "refused"), (BLOCK, "denied"), (BLOCK, "timeout"),
+        (ALLOW, "connected"),
+        (ALLOW, "refused"),
+        (BLOCK, "denied"),
+        (BLOCK, "timeout"),
     ]
 
 
@@ -126,8 +134,14 @@ def test_udp_outcomes(lab: Lab, listening: Listener) -> None:
     probes = [Probe(a, addr, port, "udp") for addr in (B4, B6) for port in (OPEN, CLOSED, REJECT, DROP)]
     got = [outcome(r) for r in probe_all(probes, 300)]
     assert got == [
-        (ALLOW, "connected"), (ALLOW, "refused"), (BLOCK, "unreachable"), (BLOCK, "inferred"),
-        (ALLOW, "connected"), (ALLOW, "refused"), (BLOCK, "denied"), (BLOCK, "inferred"),
+        (ALLOW, "connected"),
+        (ALLOW, "refused"),
+        (BLOCK, "unreachable"),
+        (BLOCK, "inferred"),
+        (ALLOW, "connected"),
+        (ALLOW, "refused"),
+        (BLOCK, "denied"),
+        (BLOCK, "inferred"),
     ]
 
 
@@ -141,8 +155,11 @@ def test_listener_starts_stops_and_leaves_ports_in_use_alone(lab: Lab, listening
         assert outcome(one(Probe(a, B4, 7020, "udp"))) == (ALLOW, "connected")
         assert outcome(one(Probe(a, B6, 7020, "tcp"))) == (ALLOW, "connected")
     assert not lst.running
-    assert not [t for t in threading.enumerate() if t.name.startswith("podwall-listen:") and t is not
-                listening._thread]  # noqa: SLF001
+    assert not [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("podwall-listen:") and t is not listening._thread
+    ]
     assert outcome(one(Probe(a, B4, 7020, "tcp"))) == (ALLOW, "refused")  # the socket is really closed
 
 
@@ -222,7 +239,9 @@ def test_retry_can_turn_a_lost_first_attempt_into_connected(lab: Lab, listening:
     # First SYN is dropped by the retry_ports set; the set element goes away mid-attempt; the retry connects.
     lab.nft("b", f"add element inet {lab.tables[0][1]} retry_ports {{ {RETRY} }}\n")
     p = Probe(lab.path("a"), B4, RETRY)
-    timer = threading.Timer(0.15, lab.nft, ("b", f"delete element inet {lab.tables[0][1]} retry_ports {{ {RETRY} }}\n"))
+    timer = threading.Timer(
+        0.15, lab.nft, ("b", f"delete element inet {lab.tables[0][1]} retry_ports {{ {RETRY} }}\n")
+    )
     timer.start()
     try:
         (r,) = probe_all([p], 500, allow_retry=lambda q: True)
@@ -245,7 +264,9 @@ def test_one_thousand_blocked_probes_respect_the_deadline(lab: Lab) -> None:
 # -- observe(): cells in, pairs out ---------------------------------------------------------------------------
 
 
-def test_observe_probes_cells_starts_udp_listeners_and_skips_the_unprobeable(lab: Lab, listening: Listener) -> None:
+def test_observe_probes_cells_starts_udp_listeners_and_skips_the_unprobeable(
+    lab: Lab, listening: Listener
+) -> None:
     a, b = lab.path("a"), lab.path("b")
 
     def cell(port: int, proto: str, expected: Verdict, netns: str | None = a) -> Cell:
@@ -261,11 +282,17 @@ def test_observe_probes_cells_starts_udp_listeners_and_skips_the_unprobeable(lab
     pairs = observe(cells, 300)
     assert [c for c, _ in pairs] == cells
     assert [outcome(r) for _, r in pairs] == [
-        (ALLOW, "connected"), (BLOCK, "inferred"), (BLOCK, "unreachable"), (ALLOW, "refused"), (None, "not probed"),
+        (ALLOW, "connected"),
+        (BLOCK, "inferred"),
+        (BLOCK, "unreachable"),
+        (ALLOW, "refused"),
+        (None, "not probed"),
     ]
     s = summarize(pairs)
     assert (s.correct, s.wrong, s.not_probed, s.inferred) == (4, 0, 1, 1)
-    assert not [t for t in threading.enumerate() if t.name == f"podwall-listen:{b}" and t is not listening._thread]
+    assert not [
+        t for t in threading.enumerate() if t.name == f"podwall-listen:{b}" and t is not listening._thread
+    ]
 
 
 # -- cleanup --------------------------------------------------------------------------------------------------

@@ -15,10 +15,28 @@ A, B = Verdict.ALLOW, Verdict.BLOCK
 NS = "/run/netns/x"
 
 
-def cell(frm: str, to: str, port: int, expected: Verdict, *, address: str = "10.89.0.3", proto: str = "tcp",
-         netns: str | None = NS, to_container: str | None = "") -> Cell:
-    return Cell(frm, f"{frm}-1", to, f"{to}-1" if to_container == "" else to_container, address, port, proto,
-                expected, netns=netns)
+def cell(
+    frm: str,
+    to: str,
+    port: int,
+    expected: Verdict,
+    *,
+    address: str = "10.89.0.3",
+    proto: str = "tcp",
+    netns: str | None = NS,
+    to_container: str | None = "",
+) -> Cell:
+    return Cell(
+        frm,
+        f"{frm}-1",
+        to,
+        f"{to}-1" if to_container == "" else to_container,
+        address,
+        port,
+        proto,
+        expected,
+        netns=netns,
+    )
 
 
 PAIRS = [
@@ -28,16 +46,27 @@ PAIRS = [
     (cell("api", "db", 5432, A, address="10.89.0.4"), ProbeResult(B, "unreachable", 0.5)),  # broken flow
     (cell("api", "db", 5432, A, address="fe80::1"), ProbeResult(A, "connected", 0.4)),
     (cell("api", "db", 53, B, address="10.89.0.4", proto="udp"), ProbeResult(B, "inferred", 300.0)),
-    (cell("api", "world", 443, B, address="198.51.100.1", netns=None, to_container=None),
-     ProbeResult(None, "not probed")),
-    (cell("api", "host", 22, B, address="10.89.0.1", to_container=None),
-     ProbeResult(None, "error: /proc/1/ns/net is the host's own network namespace")),
+    (
+        cell("api", "world", 443, B, address="198.51.100.1", netns=None, to_container=None),
+        ProbeResult(None, "not probed"),
+    ),
+    (
+        cell("api", "host", 22, B, address="10.89.0.1", to_container=None),
+        ProbeResult(None, "error: /proc/1/ns/net is the host's own network namespace"),
+    ),
 ]
 
 
 def test_marks_say_the_direction_of_the_error() -> None:
     assert [mark(c, r) for c, r in PAIRS] == [
-        Mark.OK, Mark.LEAK, Mark.OK, Mark.MISSING, Mark.OK, Mark.INFERRED, Mark.NOT_PROBED, Mark.NOT_PROBED,
+        Mark.OK,
+        Mark.LEAK,
+        Mark.OK,
+        Mark.MISSING,
+        Mark.OK,
+        Mark.INFERRED,
+        Mark.NOT_PROBED,
+        Mark.NOT_PROBED,
     ]
     assert Mark.LEAK.value == "X↑" and Mark.MISSING.value == "X↓"
 
@@ -60,12 +89,30 @@ def test_json_has_exactly_the_documented_shape() -> None:
     doc = json.loads(to_json(PAIRS))
     assert list(doc) == ["cells", "correct", "wrong"]
     assert (doc["correct"], doc["wrong"]) == (4, 2)
-    keys = ["from", "from_container", "to", "to_container", "address", "port", "proto", "expected", "observed",
-            "detail"]
+    keys = [
+        "from",
+        "from_container",
+        "to",
+        "to_container",
+        "address",
+        "port",
+        "proto",
+        "expected",
+        "observed",
+        "detail",
+    ]
     assert all(list(c) == keys for c in doc["cells"])
     assert doc["cells"][1] == {
-        "from": "web", "from_container": "web-1", "to": "api", "to_container": "api-1", "address": "10.89.0.3",
-        "port": 9999, "proto": "tcp", "expected": "block", "observed": "allow", "detail": "refused",
+        "from": "web",
+        "from_container": "web-1",
+        "to": "api",
+        "to_container": "api-1",
+        "address": "10.89.0.3",
+        "port": 9999,
+        "proto": "tcp",
+        "expected": "block",
+        "observed": "allow",
+        "detail": "refused",
     }
     world = doc["cells"][6]
     assert world["observed"] is None and world["to_container"] is None and world["detail"] == "not probed"

@@ -12,9 +12,9 @@ from podwall.probe.observe import NOT_PROBED, observe
 
 __all__ = [
     "DEFAULT_TIMEOUT_MS",
+    "NOT_PROBED",
     "HostNamespaceError",
     "Listener",
-    "NOT_PROBED",
     "NamespaceError",
     "classify_errno",
     "observe",

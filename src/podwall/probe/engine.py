@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from podwall.cells import Probe, ProbeResult, Verdict
-from podwall.probe.netns import NamespaceError, NsId, entered, host_netns_ids
+from podwall.errors import EnvironmentProblem
+from podwall.probe.netns import NamespaceError, entered, host_netns_ids
 
 DEFAULT_TIMEOUT_MS = 300
 MAX_THREADS = 64  # namespaces probed at once; more wait for a free slot
@@ -45,6 +46,10 @@ IP_RECVERR = 11  # <linux/in.h>; not exported by the socket module
 IPV6_RECVERR = 25  # <linux/in6.h>
 
 _POLL_DONE = select.POLLOUT | select.POLLIN | select.POLLERR | select.POLLHUP
+
+
+class ProbeError(EnvironmentProblem):
+    """The prober itself failed (not a probe outcome)."""
 
 
 def classify_errno(err: int) -> ProbeResult:
@@ -93,7 +98,7 @@ def probe_all(
                 for i in indices:
                     if results[i] is None:
                         results[i] = ProbeResult(None, f"error: {exc}")
-        except BaseException as exc:  # a bug, not a network outcome: re-raised in the caller
+        except BaseException as exc:  # noqa: BLE001  a bug, not a network outcome: re-raised in the caller
             failures.append(exc)
         finally:
             slots.release()
@@ -106,6 +111,8 @@ def probe_all(
     for t in threads:
         t.join()
     if failures:
+        if isinstance(failures[0], OSError):  # e.g. EMFILE: the host, not the path, failed
+            raise ProbeError(f"probing failed: {failures[0]}") from failures[0]
         raise failures[0]
     missing = [i for i, r in enumerate(results) if r is None]
     if missing:  # would mean a worker bug; never hand back a silent gap
@@ -187,7 +194,11 @@ class _NamespaceProber:
             self.results[index] = ProbeResult(None, f"error: {exc}")
             return
         kind = socket.SOCK_DGRAM if probe.proto == "udp" else socket.SOCK_STREAM
-        sock = socket.socket(family, kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            sock = socket.socket(family, kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        except OSError as exc:  # e.g. IPv6 disabled in this namespace: this probe cannot be made
+            self.results[index] = ProbeResult(None, f"error: cannot create socket: {exc.strerror}")
+            return
         if kind == socket.SOCK_STREAM:
             # Measured on kernel 6.18: without IPV6_RECVERR a TCP SYN answered by ICMPv6 admin-prohibited is
             # only a soft error, and connect() just times out. With it, the error reaches the socket at once.
@@ -211,7 +222,9 @@ class _NamespaceProber:
         self.poller.register(sock.fileno(), select.POLLIN if probe.proto == "udp" else select.POLLOUT)
         heapq.heappush(self.deadlines, att)
 
-    def _sockaddr(self, probe: Probe) -> tuple[socket.AddressFamily, tuple[str, int] | tuple[str, int, int, int]]:
+    def _sockaddr(
+        self, probe: Probe
+    ) -> tuple[socket.AddressFamily, tuple[str, int] | tuple[str, int, int, int]]:
         if probe.proto not in ("tcp", "udp"):
             raise _ProbeSetupError(f"cannot probe protocol {probe.proto!r}")
         try:

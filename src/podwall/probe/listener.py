@@ -19,6 +19,7 @@ import socket
 import threading
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Self
 
 from podwall.probe.engine import UDP_PAYLOAD
 from podwall.probe.netns import NamespaceError, NsId, entered, host_netns_ids
@@ -58,7 +59,7 @@ class Listener:
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
-    def start(self) -> Listener:
+    def start(self) -> Self:
         if self._thread is not None:
             raise RuntimeError("listener already started")
         host_ids = self.host_ids if self.host_ids is not None else host_netns_ids()
@@ -95,7 +96,7 @@ class Listener:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def __enter__(self) -> Listener:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -116,7 +117,7 @@ class Listener:
                             socks[sock.fileno()] = (sock, proto)
                 self._ready.set()
                 self._serve(socks)
-        except BaseException as exc:  # raised by start() (before ready) or stop() (while serving)
+        except BaseException as exc:  # noqa: BLE001  raised by start() (before ready) or stop() (while serving)
             if self._ready.is_set():
                 self._serve_error = exc
             else:

@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from podwall.errors import EnvironmentProblem
 
@@ -50,7 +50,7 @@ def _setns_fn() -> Callable[[int, int], int]:
     fn = _libc.setns
     fn.argtypes = [ctypes.c_int, ctypes.c_int]
     fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
@@ -108,7 +108,7 @@ def run_in_netns(path: str, job: Callable[[], T], host_ids: frozenset[NsId] | No
         try:
             with entered(path, ids):
                 box["value"] = job()
-        except BaseException as exc:  # handed to the caller, re-raised there
+        except BaseException as exc:  # noqa: BLE001  handed to the caller, re-raised there
             box["error"] = exc
 
     t = threading.Thread(target=target, name=f"podwall-netns:{path}", daemon=True)
@@ -131,7 +131,7 @@ class entered:
         self.host_ids = host_ids
         self._home = -1
 
-    def __enter__(self) -> entered:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             # The main thread outlives the job: never let it wander into a container's namespace.
             raise NamespaceError("refusing to setns in the main thread")

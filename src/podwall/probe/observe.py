@@ -1,7 +1,7 @@
 """From expected cells to (cell, observed result) pairs: the one call `podwall verify` needs.
 
-    pairs = observe(expected_cells, timeout_ms=opts.timeout_ms)
-    print(report.matrix.to_text(pairs)); return summarize(pairs).rc
+pairs = observe(expected_cells, timeout_ms=opts.timeout_ms)
+print(report.matrix.to_text(pairs)); return summarize(pairs).rc
 """
 
 from __future__ import annotations

@@ -136,7 +136,9 @@ def grid(pairs: Sequence[Pair]) -> tuple[list[str], list[str], dict[tuple[str, s
     return rows, cols, marks
 
 
-def render(pairs: Sequence[Pair], title: str | None = "connectivity: rows = from, columns = to") -> RenderableType:
+def render(
+    pairs: Sequence[Pair], title: str | None = "connectivity: rows = from, columns = to"
+) -> RenderableType:
     """The matrix, the legend, every wrong cell spelled out, and the summary line."""
     rows, cols, marks = grid(pairs)
     table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False)
@@ -160,7 +162,9 @@ def render(pairs: Sequence[Pair], title: str | None = "connectivity: rows = from
     s = summarize(pairs)
     parts.append(Text(s.line, style="bold red" if s.wrong else "bold green"))
     if s.inferred:
-        parts.append(Text(f"({s.inferred} of the correct cells are UDP blocks inferred from silence)", style="dim"))
+        parts.append(
+            Text(f"({s.inferred} of the correct cells are UDP blocks inferred from silence)", style="dim")
+        )
     return Group(*parts)
 
 
@@ -178,7 +182,11 @@ def to_text(pairs: Sequence[Pair], *, color: bool = False, title: str | None = N
     """The rendered matrix as a string (wide enough that it never wraps)."""
     buf = io.StringIO()
     console = Console(
-        file=buf, width=10_000, color_system="standard" if color else None, force_terminal=color, highlight=False
+        file=buf,
+        width=10_000,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        highlight=False,
     )
     console.print(render(pairs, title=title))
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"

@@ -16,7 +16,9 @@ Pair = tuple[Cell, ProbeResult]
 OPEN, CLOSED, UNKNOWN = "●", "·", "-"
 
 
-def render(pairs: Sequence[Pair], title: str = "reachable today: rows = from, columns = to") -> RenderableType:
+def render(
+    pairs: Sequence[Pair], title: str = "reachable today: rows = from, columns = to"
+) -> RenderableType:
     rows = sorted({source_label(c) for c, _ in pairs})
     cols = sorted({column_label(c) for c, _ in pairs})
     cell_at: dict[tuple[str, str], str] = {}
@@ -30,11 +32,19 @@ def render(pairs: Sequence[Pair], title: str = "reachable today: rows = from, co
     for col in cols:
         t.add_column(Text(col), justify="center", no_wrap=True)
     for row in rows:
-        t.add_row(row, *[
-            Text(cell_at.get((row, col), ""), style="bold red" if cell_at.get((row, col)) == OPEN else "green")
-            for col in cols
-        ])
+        t.add_row(
+            row,
+            *[
+                Text(
+                    cell_at.get((row, col), ""),
+                    style="bold red" if cell_at.get((row, col)) == OPEN else "green",
+                )
+                for col in cols
+            ],
+        )
     n_open = sum(1 for c, r in pairs if r.verdict == Verdict.ALLOW)
     n_probed = sum(1 for _, r in pairs if r.verdict is not None)
-    summary = Text(f"{n_open} of {n_probed} probed cells reachable   ({OPEN} reachable  {CLOSED} blocked  - not probed)")
+    summary = Text(
+        f"{n_open} of {n_probed} probed cells reachable   ({OPEN} reachable  {CLOSED} blocked  - not probed)"
+    )
     return Group(t, summary)

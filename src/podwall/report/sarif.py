@@ -51,7 +51,11 @@ def _rule(r: Rule) -> dict[str, Any]:
 
 def _location(f: Finding) -> dict[str, Any]:
     if f.loc is None:
-        return {"logicalLocations": [{"name": f.object, "kind": "resource", "fullyQualifiedName": f"podman/{f.object}"}]}
+        return {
+            "logicalLocations": [
+                {"name": f.object, "kind": "resource", "fullyQualifiedName": f"podman/{f.object}"}
+            ]
+        }
     region: dict[str, Any] = {"startLine": f.loc.line}
     if f.loc.col:
         region["startColumn"] = f.loc.col

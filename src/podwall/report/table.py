@@ -24,7 +24,9 @@ def render(result: AuditResult) -> RenderableType:
         t.add_column("Finding", overflow="fold", ratio=1)
         for f in result.findings:
             where = f"{f.loc.file}:{f.loc.line}" if f.loc else "live"
-            t.add_row(Text(f.severity.value, style=LEVELS[f.severity].style), f.rule, where, f.object, f.message)
+            t.add_row(
+                Text(f.severity.value, style=LEVELS[f.severity].style), f.rule, where, f.object, f.message
+            )
         parts.append(t)
     counts = Counter(f.severity for f in result.findings)
     by_sev = ", ".join(f"{counts[s]} {s.value}" for s in Severity if counts[s])
