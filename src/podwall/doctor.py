@@ -64,7 +64,9 @@ class Facts:
     nft_error: str | None = None
     nft_tables: tuple[str, ...] = ()  # "inet netavark", "ip filter", ...
     netavark_iptables_chains: bool = False  # NETAVARK_* chains in ip/ip6 filter or nat
-    forward_drop_chains: tuple[str, ...] = ()  # "ip filter FORWARD": forward-hook base chains with policy drop
+    forward_drop_chains: tuple[
+        str, ...
+    ] = ()  # "ip filter FORWARD": forward-hook base chains with policy drop
     br: BrNetfilter | None = None
     run: RunResult | None = None
     rootless: bool = False
@@ -90,16 +92,36 @@ def classify_run_failure(stderr: str) -> RunQuirk | None:
 
 def _podman(f: Facts) -> list[Check]:
     if f.podman_version is None:
-        return [Check("podman", "Podman", Status.UNKNOWN, f"podman does not answer: {f.podman_error or 'not installed'}",
-                      "apt-get install podman")]  # fmt: skip
+        return [
+            Check(
+                "podman",
+                "Podman",
+                Status.UNKNOWN,
+                f"podman does not answer: {f.podman_error or 'not installed'}",
+                "apt-get install podman",
+            )
+        ]
     out = [Check("podman", "Podman", Status.OK, f"Podman {f.podman_version}")]
     if f.network_backend and f.network_backend != "netavark":
-        out.append(Check("network-backend", "Network backend", Status.FAIL,
-                         f"Podman uses the {f.network_backend} backend; podwall understands netavark only",
-                         "use netavark (containers.conf [network] network_backend = \"netavark\", then podman system reset)"))  # fmt: skip
+        out.append(
+            Check(
+                "network-backend",
+                "Network backend",
+                Status.FAIL,
+                f"Podman uses the {f.network_backend} backend; podwall understands netavark only",
+                'use netavark: containers.conf [network] network_backend = "netavark", then '
+                "podman system reset",
+            )
+        )
     else:
-        out.append(Check("network-backend", "Network backend", Status.OK,
-                         f"netavark {f.netavark_version or '(version unknown)'}"))  # fmt: skip
+        out.append(
+            Check(
+                "network-backend",
+                "Network backend",
+                Status.OK,
+                f"netavark {f.netavark_version or '(version unknown)'}",
+            )
+        )
     return out
 
 
@@ -121,35 +143,73 @@ def firewall_driver(f: Facts) -> tuple[str | None, str]:
 def _firewall(f: Facts) -> list[Check]:
     out = []
     if f.nft_version is None:
-        out.append(Check("nft", "nftables", Status.UNKNOWN, f"nft does not answer: {f.nft_error or 'not installed'}",
-                         "apt-get install nftables"))  # fmt: skip
+        out.append(
+            Check(
+                "nft",
+                "nftables",
+                Status.UNKNOWN,
+                f"nft does not answer: {f.nft_error or 'not installed'}",
+                "apt-get install nftables",
+            )
+        )
     else:
         out.append(Check("nft", "nftables", Status.OK, f"nft {f.nft_version}"))
     driver, why = firewall_driver(f)
     if driver is None and "both" in why:
-        out.append(Check("firewall-driver", "netavark firewall driver", Status.WARN,
-                         f"{why}: rules of two Podman setups (or a stale table left by another Podman) are active, "
-                         "and a drop in either is final",
-                         "delete the stale one, e.g. `nft delete table inet netavark` when no Podman 5 is running"))  # fmt: skip
+        out.append(
+            Check(
+                "firewall-driver",
+                "netavark firewall driver",
+                Status.WARN,
+                f"{why}: rules of two Podman setups (or a stale table left by another Podman) are active, "
+                "and a drop in either is final",
+                "if one of them is no longer used, delete its rules: `nft delete table inet netavark` "
+                "(nftables driver) or the NETAVARK_* chains (iptables driver)",
+            )
+        )
     else:
-        out.append(Check("firewall-driver", "netavark firewall driver",
-                         Status.OK if driver else Status.INFO, f"{driver or 'not known yet'}: {why}"))  # fmt: skip
+        out.append(
+            Check(
+                "firewall-driver",
+                "netavark firewall driver",
+                Status.OK if driver else Status.INFO,
+                f"{driver or 'not known yet'}: {why}",
+            )
+        )
     for chain in f.forward_drop_chains:
-        out.append(Check("forward-drop", "Forward policy", Status.WARN,
-                         f"{chain} drops forwarded packets by default: container traffic that podwall allows can "
-                         "still be dropped there (a drop in any base chain is final)",
-                         "allow Podman's bridges in that chain, or remove the drop policy"))  # fmt: skip
+        out.append(
+            Check(
+                "forward-drop",
+                "Forward policy",
+                Status.WARN,
+                f"{chain} drops forwarded packets by default: container traffic that podwall allows can "
+                "still be dropped there (a drop in any base chain is final)",
+                "allow Podman's bridges in that chain, or remove the drop policy",
+            )
+        )
     if "firewalld" in f.programs:
-        out.append(Check("firewalld", "firewalld", Status.WARN,
-                         "firewalld is running: its zones filter forwarded traffic too, and a reload rebuilds its "
-                         "tables (podwall's `table inet podwall` is left alone, but a drop in firewalld is final)",
-                         "put Podman's bridges in a zone that forwards, e.g. `firewall-cmd --zone=trusted "
-                         "--add-interface=podman1`"))  # fmt: skip
+        out.append(
+            Check(
+                "firewalld",
+                "firewalld",
+                Status.WARN,
+                "firewalld is running: its zones filter forwarded traffic too, and a reload rebuilds its "
+                "tables (podwall's `table inet podwall` is left alone, but a drop in firewalld is final)",
+                "put Podman's bridges in a zone that forwards, e.g. `firewall-cmd --zone=trusted "
+                "--add-interface=podman1`",
+            )
+        )
     if "dockerd" in f.programs:
-        out.append(Check("docker", "Docker", Status.WARN,
-                         "Docker is running: it sets the iptables FORWARD policy to DROP, which drops Podman's "
-                         "bridged traffic under the nftables driver",
-                         "run Docker and Podman on different hosts, or add accepts for Podman's bridges to DOCKER-USER"))  # fmt: skip
+        out.append(
+            Check(
+                "docker",
+                "Docker",
+                Status.WARN,
+                "Docker is running: it sets the iptables FORWARD policy to DROP, which drops Podman's "
+                "bridged traffic under the nftables driver",
+                "run Docker and Podman on different hosts, or accept Podman's bridges in DOCKER-USER",
+            )
+        )
     return out
 
 
@@ -159,36 +219,56 @@ def _br_netfilter(f: Facts) -> list[Check]:
         return [Check("br-netfilter", "br_netfilter", Status.UNKNOWN, "not checked")]
     keys = br.describe()
     if not br.active:
-        return [Check("br-netfilter", "br_netfilter", Status.FAIL,
-                      f"{keys}: traffic between containers on the same bridge bypasses nftables, so podwall "
-                      "cannot filter it and `apply` refuses",
-                      "podwall doctor --fix (or: podwall apply --enable-br-netfilter); this affects every bridge "
-                      "on the host", auto_fix=True)]  # fmt: skip
+        return [
+            Check(
+                "br-netfilter",
+                "br_netfilter",
+                Status.FAIL,
+                f"{keys}: traffic between containers on the same bridge bypasses nftables, so podwall "
+                "cannot filter it and `apply` refuses",
+                "podwall doctor --fix (or: podwall apply --enable-br-netfilter); this affects every bridge "
+                "on the host",
+                auto_fix=True,
+            )
+        ]
     if not br.persisted:
-        return [Check("br-netfilter", "br_netfilter", Status.INFO,
-                      f"active ({keys}) but not persisted: it may be off after a reboot",
-                      "podwall doctor --fix persists it", auto_fix=True)]  # fmt: skip
+        return [
+            Check(
+                "br-netfilter",
+                "br_netfilter",
+                Status.INFO,
+                f"active ({keys}) but not persisted: it may be off after a reboot",
+                "podwall doctor --fix persists it",
+                auto_fix=True,
+            )
+        ]
     return [Check("br-netfilter", "br_netfilter", Status.OK, f"active and persisted ({keys})")]
 
 
 def _run(f: Facts) -> list[Check]:
     r = f.run
     if r is None or r.skipped:
-        return [Check("podman-run", "podman run", Status.UNKNOWN, f"not tried: {r.skipped if r else 'no Podman'}")]
+        return [
+            Check("podman-run", "podman run", Status.UNKNOWN, f"not tried: {r.skipped if r else 'no Podman'}")
+        ]
     if r.ok:
         return [Check("podman-run", "podman run", Status.OK, "a throwaway container starts")]
     quirk = classify_run_failure(r.error)
     err = r.error.strip().splitlines()[-1].removeprefix("Error: ") if r.error.strip() else "(no message)"
     if quirk is None:
-        return [Check("podman-run", "podman run", Status.FAIL, f"a throwaway container does not start: {err}")]
+        return [
+            Check("podman-run", "podman run", Status.FAIL, f"a throwaway container does not start: {err}")
+        ]
     why = {
         RunQuirk.CRUN_HYBRID_CGROUPS: "crun refuses cgroups in hybrid (v1+v2) mode; runc works",
         RunQuirk.RLIMIT_NOFILE: "Podman's default open-files limit is above this host's hard limit and the "
         "runtime may not raise it (no CAP_SYS_RESOURCE here, e.g. inside a sandbox)",
     }[quirk]
-    proven = {True: " Tried with that configuration: the container starts.",
-              False: " Tried with that configuration: it still fails, so something else is wrong too.",
-              None: ""}[r.ok_with_fix]  # fmt: skip
+    proven = {
+        True: " Tried with that configuration: the container starts.",
+        False: " Tried with that configuration: it still fails, so something else is wrong too.",
+        None: "",
+    }[r.ok_with_fix]
     fix = (
         f"create {DROPIN_PATH} with:\n{CONTAINERS_CONF_FIX}"
         "(or point CONTAINERS_CONF at such a file for one shell). podwall does not change Podman's "
@@ -199,10 +279,16 @@ def _run(f: Facts) -> list[Check]:
 
 def _rootless(f: Facts) -> list[Check]:
     if f.rootless:
-        return [Check("rootless", "Rootless", Status.WARN,
-                      "Podman runs rootless: its networks live in the rootless network namespace, out of reach of "
-                      "the host firewall; `audit --live` works, `apply` and `watch` refuse",
-                      "run podwall (and the containers it should protect) as root")]  # fmt: skip
+        return [
+            Check(
+                "rootless",
+                "Rootless",
+                Status.WARN,
+                "Podman runs rootless: its networks live in the rootless network namespace, out of reach of "
+                "the host firewall; `audit --live` works, `apply` and `watch` refuse",
+                "run podwall (and the containers it should protect) as root",
+            )
+        ]
     return [Check("rootless", "Rootless", Status.OK, "rootful Podman")]
 
 
@@ -210,8 +296,13 @@ def run_checks(f: Facts) -> list[Check]:
     return [*_podman(f), *_firewall(f), *_br_netfilter(f), *_run(f), *_rootless(f)]
 
 
-_RC = {Status.OK: RC.OK, Status.INFO: RC.OK, Status.WARN: RC.FINDINGS, Status.FAIL: RC.FINDINGS,
-       Status.UNKNOWN: RC.ENVIRONMENT}  # fmt: skip
+_RC = {
+    Status.OK: RC.OK,
+    Status.INFO: RC.OK,
+    Status.WARN: RC.FINDINGS,
+    Status.FAIL: RC.FINDINGS,
+    Status.UNKNOWN: RC.ENVIRONMENT,
+}
 
 
 def exit_code(checks: list[Check]) -> int:

@@ -13,7 +13,11 @@ from podwall.errors import EnvironmentProblem
 from podwall.host import br_netfilter_status, running_programs
 from podwall.podman.image import ensure_busybox_image
 
-NETAVARK_PATHS = ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark", "/usr/local/libexec/podman/netavark")
+NETAVARK_PATHS = (
+    "/usr/lib/podman/netavark",
+    "/usr/libexec/podman/netavark",
+    "/usr/local/libexec/podman/netavark",
+)
 DOCTOR_IMAGE = "localhost/podwall-box:latest"  # the demo's image: one small local image, no registry
 
 

@@ -20,7 +20,10 @@ SYSCTLS = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6t
 MODULES_LOAD = Path("/etc/modules-load.d/podwall.conf")
 SYSCTL_D = Path("/etc/sysctl.d/90-podwall.conf")
 _HEADER = "# written by podwall: same-bridge container traffic must reach nftables\n"
-_PERSIST = {MODULES_LOAD: _HEADER + "br_netfilter\n", SYSCTL_D: _HEADER + "".join(f"{n} = 1\n" for n in SYSCTLS)}
+_PERSIST = {
+    MODULES_LOAD: _HEADER + "br_netfilter\n",
+    SYSCTL_D: _HEADER + "".join(f"{n} = 1\n" for n in SYSCTLS),
+}
 _SYSCTL_DIRS = ("usr/lib/sysctl.d", "run/sysctl.d", "etc/sysctl.d")
 _MODULES_DIRS = ("usr/lib/modules-load.d", "run/modules-load.d", "etc/modules-load.d")
 
@@ -65,8 +68,11 @@ class BrNetfilter:
     def changes(self) -> list[str]:
         """What enable_br_netfilter() would change, in words, for the user to read first. Pure."""
         out = [] if self.loaded else ["load the br_netfilter kernel module (modprobe br_netfilter)"]
-        out += [f"set {n} = 1 (now {v or 'unset'}; affects every bridge on this host)"
-                for n, v in zip(SYSCTLS, (self.iptables, self.ip6tables), strict=True) if v != "1"]  # fmt: skip
+        out += [
+            f"set {n} = 1 (now {v or 'unset'}; affects every bridge on this host)"
+            for n, v in zip(SYSCTLS, (self.iptables, self.ip6tables), strict=True)
+            if v != "1"
+        ]
         if not self.podwall_files:
             out.append(f"write {MODULES_LOAD} and {SYSCTL_D} (persist across reboots)")
         return out
@@ -132,7 +138,9 @@ def enable_br_netfilter(persist: bool = True, root: Path = Path("/")) -> list[st
     if not (root / "proc/sys/net/bridge").is_dir():
         proc.run(["modprobe", "br_netfilter"])  # EnvironmentProblem when kmod or the module is missing
         if not (root / "proc/sys/net/bridge").is_dir():
-            raise EnvironmentProblem("modprobe br_netfilter succeeded, yet /proc/sys/net/bridge is still missing")
+            raise EnvironmentProblem(
+                "modprobe br_netfilter succeeded, yet /proc/sys/net/bridge is still missing"
+            )
         changes.append("loaded kernel module br_netfilter")
     for name in SYSCTLS:
         if read_sysctl(name, root) != "1":

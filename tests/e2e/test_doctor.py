@@ -15,8 +15,13 @@ pytestmark = pytest.mark.e2e
 
 
 def doctor(env: dict[str, str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    cp = subprocess.run([sys.executable, "-m", "podwall", "doctor", "--format", "json", *args],
-                        capture_output=True, text=True, env=env, timeout=180)  # fmt: skip
+    cp = subprocess.run(
+        [sys.executable, "-m", "podwall", "doctor", "--format", "json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert cp.returncode in (0, 1, 3), cp.stderr
     report = json.loads(cp.stdout)
     assert report["rc"] == cp.returncode
@@ -30,8 +35,11 @@ def checks(report: dict) -> dict[str, dict]:  # type: ignore[type-arg]
 def test_doctor_reports_this_host(e2e_env: dict[str, str], test_image: str) -> None:
     rc, report = doctor(e2e_env)
     c = checks(report)
-    version = json.loads(subprocess.run(["podman", "version", "--format", "json"], capture_output=True,
-                                        text=True, check=True).stdout)["Client"]["Version"]  # fmt: skip
+    version = json.loads(
+        subprocess.run(
+            ["podman", "version", "--format", "json"], capture_output=True, text=True, check=True
+        ).stdout
+    )["Client"]["Version"]
     assert c["podman"]["status"] == "ok" and version in c["podman"]["detail"]
     assert c["network-backend"]["status"] == "ok" and "netavark" in c["network-backend"]["detail"]
     nft = subprocess.run(["nft", "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
@@ -47,7 +55,9 @@ def test_doctor_reports_this_host(e2e_env: dict[str, str], test_image: str) -> N
     bad = {s["status"] for s in report["checks"]} & {"warn", "fail"}
     assert rc == (1 if bad else 0)
     # nothing left behind
-    ps = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+    ps = subprocess.run(
+        ["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True
+    ).stdout
     assert "podwall-doctor-" not in ps
 
 
@@ -55,8 +65,12 @@ def test_doctor_explains_podman_run_without_the_fix(e2e_env: dict[str, str], tes
     """Without CONTAINERS_CONF this sandbox hits the rlimit quirk; a real host does not. Either way doctor
     must agree with what `podman run` really does."""
     env = {k: v for k, v in e2e_env.items() if k != "CONTAINERS_CONF"}
-    raw = subprocess.run(["podman", "run", "--rm", "--network", "none", test_image, "true"],
-                         capture_output=True, text=True, env=env)  # fmt: skip
+    raw = subprocess.run(
+        ["podman", "run", "--rm", "--network", "none", test_image, "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     rc, report = doctor(env, "--podman", "podman")
     run = checks(report)["podman-run"]
     if raw.returncode == 0:

@@ -137,8 +137,8 @@ def test_read_inventory_copes_with_a_vanishing_container(scenario: Scenario) -> 
         "t = time.monotonic() + 3\n"
         "while time.monotonic() < t:\n"
         f"    subprocess.run(['podman', 'rm', '-f', '-t', '0', '{scenario.n('v1')}'], capture_output=True)\n"
-        f"    subprocess.run(['podman', 'create', '--name', '{scenario.n('v1')}', '{scenario.image}', 'true'],"
-        " capture_output=True)\n"
+        f"    subprocess.run(['podman', 'create', '--name', '{scenario.n('v1')}',"
+        f" '{scenario.image}', 'true'], capture_output=True)\n"
     )
     churn = subprocess.Popen([sys.executable, "-c", code])
     try:
@@ -163,8 +163,12 @@ def test_ipv6_dual_stack(scenario: Scenario) -> None:
 def test_audit_live_reports_each_exposure_by_container_name(exposures: tuple[Scenario, int]) -> None:
     """Issue 2's acceptance: `podwall audit --live --format json` names each case's container as `object`."""
     sc, port = exposures
-    cp = subprocess.run([sys.executable, "-m", "podwall", "audit", "--live", "--format", "json"],
-                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    cp = subprocess.run(
+        [sys.executable, "-m", "podwall", "audit", "--live", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cp.returncode == 1, cp.stderr  # findings
     report = json.loads(cp.stdout)
     assert report["errors"] == []

@@ -1,4 +1,4 @@
-"""doctor's pure checks (hand-written Facts) and the br_netfilter logic of podwall.host (in a temporary root)."""
+"""doctor's pure checks (hand-written Facts) and podwall.host's br_netfilter logic (in a temporary root)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,12 @@ GOOD = Facts(
 
 RUNC_RLIMIT = (
     "Error: runc: runc create failed: unable to start container process: error during container init: error "
-    "setting rlimits for ready process: error setting rlimit type 7: operation not permitted: OCI permission denied"
+    "setting rlimits for ready process: error setting rlimit type 7: operation not permitted: "
+    "OCI permission denied"
 )
-CRUN_HYBRID = "Error: crun: cgroups in hybrid mode not supported, drop all controllers from cgroupv2: OCI runtime error"
+CRUN_HYBRID = (
+    "Error: crun: cgroups in hybrid mode not supported, drop all controllers from cgroupv2: OCI runtime error"
+)
 CRUN_RLIMIT = "Error: crun: setrlimit `RLIMIT_NOFILE`: Operation not permitted: OCI permission denied"
 
 
@@ -54,9 +57,13 @@ def test_healthy_host_exits_0() -> None:
 
 @pytest.mark.parametrize(
     ("stderr", "quirk"),
-    [(RUNC_RLIMIT, RunQuirk.RLIMIT_NOFILE), (CRUN_RLIMIT, RunQuirk.RLIMIT_NOFILE),
-     (CRUN_HYBRID, RunQuirk.CRUN_HYBRID_CGROUPS), ("Error: image not known", None)],
-)  # fmt: skip
+    [
+        (RUNC_RLIMIT, RunQuirk.RLIMIT_NOFILE),
+        (CRUN_RLIMIT, RunQuirk.RLIMIT_NOFILE),
+        (CRUN_HYBRID, RunQuirk.CRUN_HYBRID_CGROUPS),
+        ("Error: image not known", None),
+    ],
+)
 def test_run_quirks_are_recognised(stderr: str, quirk: RunQuirk | None) -> None:
     assert classify_run_failure(stderr) is quirk
 
@@ -114,8 +121,14 @@ def test_two_netavark_drivers_warn() -> None:
 
 
 def test_interference_is_reported() -> None:
-    facts = Facts(**{**GOOD.__dict__, "forward_drop_chains": ("ip filter FORWARD",),
-                     "programs": frozenset({"firewalld", "dockerd", "bash"}), "rootless": True})  # fmt: skip
+    facts = Facts(
+        **{
+            **GOOD.__dict__,
+            "forward_drop_chains": ("ip filter FORWARD",),
+            "programs": frozenset({"firewalld", "dockerd", "bash"}),
+            "rootless": True,
+        }
+    )
     checks = by_id(facts)
     assert "ip filter FORWARD" in checks["forward-drop"][0].detail
     assert checks["firewalld"][0].status is Status.WARN

@@ -12,7 +12,7 @@ import pytest
 from podwall.model import Container, Inventory, NetMode
 from podwall.podman import live
 from podwall.podman.live import PodmanDataError, parse_inventory
-from podwall.podman.netns import candidate_path, is_host_netns, netns_path, NetnsError
+from podwall.podman.netns import NetnsError, candidate_path, is_host_netns, netns_path
 from podwall.podman.networks import create_args
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "podman"
@@ -22,7 +22,9 @@ VERSIONS = ("4.3", "5.4")
 def load(version: str, **kw: object) -> Inventory:
     d = FIX / version
     return parse_inventory(
-        (d / "ps.json").read_text(), (d / "container-inspect.json").read_text(), (d / "network-ls.json").read_text(),
+        (d / "ps.json").read_text(),
+        (d / "container-inspect.json").read_text(),
+        (d / "network-ls.json").read_text(),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -46,8 +48,25 @@ def test_recorded_podman_versions() -> None:
 
 def test_every_container_is_read(inv: Inventory) -> None:
     names = {x.name for x in inv.containers}
-    assert {f"pwfx-{n}" for n in ("web", "host", "sidecar", "pod-infra", "podmember", "admin", "priv", "int",
-                                  "iso", "dual", "multi", "ns", "stopped", "slirp")} == names  # fmt: skip
+    assert {
+        f"pwfx-{n}"
+        for n in (
+            "web",
+            "host",
+            "sidecar",
+            "pod-infra",
+            "podmember",
+            "admin",
+            "priv",
+            "int",
+            "iso",
+            "dual",
+            "multi",
+            "ns",
+            "stopped",
+            "slirp",
+        )
+    } == names
 
 
 def test_custom_network_with_published_ports(inv: Inventory) -> None:
@@ -63,7 +82,11 @@ def test_custom_network_with_published_ports(inv: Inventory) -> None:
     assert web.image == "localhost/podwall-test-box:latest"
     ports = [(p.host_ip, p.host_port, p.container_port, p.protocol, p.range) for p in web.ports]
     # 0.0.0.0 reads "" on 4.3 and "0.0.0.0" on 5.4: both mean all interfaces
-    assert ports == [("", 18180, 8080, "tcp", 1), ("127.0.0.1", 18181, 8081, "tcp", 1), ("", 18190, 9000, "udp", 3)]
+    assert ports == [
+        ("", 18180, 8080, "tcp", 1),
+        ("127.0.0.1", 18181, 8081, "tcp", 1),
+        ("", 18190, 9000, "udp", 3),
+    ]
     assert [p.all_interfaces for p in web.ports] == [True, False, True]
     assert web.running and web.pid and web.sandbox_key and web.sandbox_key.startswith("/run/netns/")
     assert not web.privileged and web.cap_add == () and not web.infra and web.pod is None
@@ -156,10 +179,21 @@ def test_same_model_from_both_versions() -> None:
 
     def shape(inv: Inventory) -> list[tuple[object, ...]]:
         return [
-            (x.name, x.network_mode, x.mode_target, x.pod, x.infra, x.network_names, x.ports, x.privileged,
-             x.running, "NET_ADMIN" in x.cap_add, dict(x.labels).get("app"))
+            (
+                x.name,
+                x.network_mode,
+                x.mode_target,
+                x.pod,
+                x.infra,
+                x.network_names,
+                x.ports,
+                x.privileged,
+                x.running,
+                "NET_ADMIN" in x.cap_add,
+                dict(x.labels).get("app"),
+            )
             for x in inv.containers
-        ]  # fmt: skip
+        ]
 
     a, b = load("4.3"), load("5.4")
     # slirp4netns is missing from the 5.4 chroot: that container exists there but never ran
@@ -177,16 +211,29 @@ def test_same_model_from_both_versions() -> None:
         ("not json", "[]", "[]", r"podman ps printed invalid JSON"),
         ("[]", "[{", "[]", r"podman container inspect printed invalid JSON"),
         ("[]", "{}", "[]", r"podman container inspect: expected a list"),
-        ("[]", '[{"Id": "a", "Name": "x", "NetworkSettings": {"Networks": []}}]', "[]",
-         r"\[0\]\.NetworkSettings\.Networks: expected an object"),
-        ("[]", '[{"Id": "a", "Name": "x", "NetworkSettings": {"Networks": {"n": {"IPAddress": "1.2.3"}}}}]', "[]",
-         r"Networks\.n\.IPAddress: not an IP address"),
-        ("[]", '[{"Id": "a", "Name": "x", "State": {"Pid": "many"}}]', "[]", r"State\.Pid: expected an integer"),
+        (
+            "[]",
+            '[{"Id": "a", "Name": "x", "NetworkSettings": {"Networks": []}}]',
+            "[]",
+            r"\[0\]\.NetworkSettings\.Networks: expected an object",
+        ),
+        (
+            "[]",
+            '[{"Id": "a", "Name": "x", "NetworkSettings": {"Networks": {"n": {"IPAddress": "1.2.3"}}}}]',
+            "[]",
+            r"Networks\.n\.IPAddress: not an IP address",
+        ),
+        (
+            "[]",
+            '[{"Id": "a", "Name": "x", "State": {"Pid": "many"}}]',
+            "[]",
+            r"State\.Pid: expected an integer",
+        ),
         ("[]", '[{"Name": "x"}]', "[]", r"without Id or Name"),
         ("[]", "[]", '[{"name": "n", "subnets": [{"subnet": "10.0.0.0/33"}]}]', r"subnet: not a CIDR"),
         ("[]", "[]", '[{"name": "n", "internal": "yes"}]', r"\.internal: expected a boolean"),
     ],
-)  # fmt: skip
+)
 def test_malformed_json_is_an_environment_problem(ps: str, inspect: str, nets: str, match: str) -> None:
     with pytest.raises(PodmanDataError, match=match):
         parse_inventory(ps, inspect, nets)
@@ -209,8 +256,11 @@ def test_port_ranges_coalesce_only_when_both_sides_are_consecutive() -> None:
     }
     got = live._ports(live._J(bindings, "PortBindings"))
     assert [(p.container_port, p.host_port, p.range, p.protocol, p.host_ip) for p in got] == [
-        (80, 8080, 2, "tcp", ""), (82, 9000, 1, "tcp", ""), (83, 53, 1, "udp", "::1"), (90, None, 1, "tcp", ""),
-    ]  # fmt: skip
+        (80, 8080, 2, "tcp", ""),
+        (82, 9000, 1, "tcp", ""),
+        (83, 53, 1, "udp", "::1"),
+        (90, None, 1, "tcp", ""),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -245,8 +295,18 @@ def test_own_namespace_is_the_host() -> None:
 def test_create_args() -> None:
     assert create_args("n") == ["network", "create", "--", "n"]
     assert create_args("n", ["10.1.0.0/24", "fd00:1::/64"], internal=True, isolate_strict=True) == [
-        "network", "create", "--subnet", "10.1.0.0/24", "--subnet", "fd00:1::/64", "--internal", "--ipv6",
-        "--opt", "isolate=strict", "--", "n",
-    ]  # fmt: skip
+        "network",
+        "create",
+        "--subnet",
+        "10.1.0.0/24",
+        "--subnet",
+        "fd00:1::/64",
+        "--internal",
+        "--ipv6",
+        "--opt",
+        "isolate=strict",
+        "--",
+        "n",
+    ]
     with pytest.raises(ValueError):
         create_args("n", ["10.1.0.1/24"])  # host bits set: say so rather than guess

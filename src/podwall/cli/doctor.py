@@ -14,7 +14,13 @@ from podwall.doctor import Check, Status, exit_code, run_checks
 
 out = Console(highlight=False, soft_wrap=True)
 
-_STYLE = {Status.OK: "green", Status.INFO: "cyan", Status.WARN: "yellow", Status.FAIL: "red", Status.UNKNOWN: "magenta"}
+_STYLE = {
+    Status.OK: "green",
+    Status.INFO: "cyan",
+    Status.WARN: "yellow",
+    Status.FAIL: "red",
+    Status.UNKNOWN: "magenta",
+}
 
 
 def _render(checks: list[Check]) -> None:
@@ -57,11 +63,16 @@ def doctor(fix: bool, fmt: str, no_run: bool, podman: str) -> int:
         elif fmt == "table":
             out.print("doctor --fix: nothing that podwall may fix is wrong")
     if fmt == "json":
-        click.echo(json.dumps({
-            "checks": [{**dataclasses.asdict(c), "status": c.status.value} for c in checks],
-            "fixed": changed,
-            "rc": exit_code(checks),
-        }, indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "checks": [{**dataclasses.asdict(c), "status": c.status.value} for c in checks],
+                    "fixed": changed,
+                    "rc": exit_code(checks),
+                },
+                indent=2,
+            )
+        )
     else:
         _render(checks)
         for c in changed:

@@ -35,10 +35,19 @@ DEFAULT_NETWORK = "podman"  # the network Podman attaches a container to when no
 # when inspect has no HostConfig.CapAdd at all.
 DEFAULT_CAPS = frozenset(
     {
-        "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE",
-        "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
     }
-)  # fmt: skip
+)
 
 _NO_SUCH = ("no such container", "no container with name or id")
 
@@ -66,14 +75,14 @@ class _J:
             raise self._bad("an object")
         return _J(self.value.get(key), f"{self.where}.{key}")
 
-    def str(self, default: str = "") -> str:
+    def text(self, default: str = "") -> str:
         if self.value is None:
             return default
         if not isinstance(self.value, str):
             raise self._bad("a string")
         return self.value
 
-    def int(self, default: int = 0) -> int:
+    def integer(self, default: int = 0) -> int:
         if self.value is None or self.value == "":
             return default
         if isinstance(self.value, bool) or not isinstance(self.value, int | str):
@@ -83,14 +92,14 @@ class _J:
         except ValueError:
             raise self._bad("an integer") from None
 
-    def bool(self) -> bool:
+    def flag(self) -> bool:
         if self.value is None:
             return False
         if not isinstance(self.value, bool):
             raise self._bad("a boolean")
         return self.value
 
-    def list(self) -> list[_J]:
+    def seq(self) -> list[_J]:
         if self.value is None:
             return []
         if not isinstance(self.value, list):
@@ -105,18 +114,20 @@ class _J:
         return ((str(k), _J(v, f"{self.where}.{k}")) for k, v in self.value.items())
 
     def str_map(self) -> dict[str, str]:
-        return {k: v.str() if isinstance(v.value, str) else json.dumps(v.value) for k, v in self.items()}
+        return {k: v.text() if isinstance(v.value, str) else json.dumps(v.value) for k, v in self.items()}
 
 
 def decode_json(text: str, what: str) -> _J:
     try:
         return _J(json.loads(text or "[]"), what)
     except json.JSONDecodeError as exc:
-        raise PodmanDataError(f"{what} printed invalid JSON ({exc.msg} at line {exc.lineno}): {text[:200]!r}") from exc
+        raise PodmanDataError(
+            f"{what} printed invalid JSON ({exc.msg} at line {exc.lineno}): {text[:200]!r}"
+        ) from exc
 
 
 def _ip(j: _J) -> model.IPAddress | None:
-    s = j.str()
+    s = j.text()
     if not s:
         return None
     try:
@@ -126,7 +137,7 @@ def _ip(j: _J) -> model.IPAddress | None:
 
 
 def _caps(items: list[_J]) -> tuple[str, ...]:
-    out = {c.str().upper().removeprefix("CAP_") for c in items}
+    out = {c.text().upper().removeprefix("CAP_") for c in items}
     return tuple(sorted(c for c in out if c))
 
 
@@ -134,13 +145,13 @@ def _caps(items: list[_J]) -> tuple[str, ...]:
 
 
 def parse_network(j: _J) -> Network:
-    name = j["name"].str()
+    name = j["name"].text()
     if not name:
         raise PodmanDataError(f"{j.where}: network without a name")
     subnets = []
-    for s in j["subnets"].list():
+    for s in j["subnets"].seq():
         try:
-            cidr = ipaddress.ip_network(s["subnet"].str(), strict=False)
+            cidr = ipaddress.ip_network(s["subnet"].text(), strict=False)
         except ValueError:
             raise PodmanDataError(f"{s.where}.subnet: not a CIDR: {s['subnet'].value!r}") from None
         subnets.append(Subnet(cidr=cidr, gateway=_ip(s["gateway"])))
@@ -148,21 +159,21 @@ def parse_network(j: _J) -> Network:
     isolate = options.get("isolate")
     return Network(
         name=name,
-        driver=j["driver"].str("bridge"),
-        id=j["id"].str(),
+        driver=j["driver"].text("bridge"),
+        id=j["id"].text(),
         subnets=tuple(subnets),
-        internal=j["internal"].bool(),
+        internal=j["internal"].flag(),
         # "false" and "" mean no isolation; anything else is kept as given ("true", "strict")
         isolate=isolate if isolate not in (None, "", "false") else None,
-        ipv6=j["ipv6_enabled"].bool(),
-        dns_enabled=j["dns_enabled"].bool(),
-        interface=j["network_interface"].str() or None,
+        ipv6=j["ipv6_enabled"].flag(),
+        dns_enabled=j["dns_enabled"].flag(),
+        interface=j["network_interface"].text() or None,
         options=model.frozen_map(options),
     )
 
 
 def parse_networks(data: _J) -> tuple[Network, ...]:
-    return tuple(sorted((parse_network(n) for n in data.list()), key=lambda n: n.name))
+    return tuple(sorted((parse_network(n) for n in data.seq()), key=lambda n: n.name))
 
 
 # --- containers ------------------------------------------------------------------------------------------
@@ -181,10 +192,10 @@ def _ports(bindings: _J) -> tuple[PortMapping, ...]:
             cport = int(port_s)
         except ValueError:
             raise PodmanDataError(f"{bindings.where}: bad port key {key!r}") from None
-        for b in binds.list() or [_J({}, binds.where)]:
-            host_ip = b["HostIp"].str()
+        for b in binds.seq() or [_J({}, binds.where)]:
+            host_ip = b["HostIp"].text()
             host_ip = "" if host_ip == "0.0.0.0" else host_ip  # 5.x spells "all interfaces" 0.0.0.0
-            hport = b["HostPort"].int(0) or None
+            hport = b["HostPort"].integer(0) or None
             flat.append((proto or "tcp", host_ip, cport, hport))
     flat.sort(key=lambda t: (t[0], t[1], t[2], t[3] or 0))
     out: list[PortMapping] = []
@@ -209,7 +220,7 @@ def _attachments(networks: _J, interfaces: Mapping[str, str]) -> tuple[Attachmen
     for name, n in networks.items():
         v4 = _ip(n["IPAddress"])
         v6 = _ip(n["GlobalIPv6Address"])
-        mac = n["MacAddress"].str().lower() or None
+        mac = n["MacAddress"].text().lower() or None
         gw4 = _ip(n["Gateway"])
         gw6 = _ip(n["IPv6Gateway"])
         out.append(
@@ -219,7 +230,7 @@ def _attachments(networks: _J, interfaces: Mapping[str, str]) -> tuple[Attachmen
                 ipv6=(v6,) if isinstance(v6, ipaddress.IPv6Address) and not v6.is_link_local else (),
                 mac=mac,
                 interface=interfaces.get(mac) if mac else None,
-                aliases=tuple(a.str() for a in n["Aliases"].list()),
+                aliases=tuple(a.text() for a in n["Aliases"].seq()),
                 gateway4=gw4 if isinstance(gw4, ipaddress.IPv4Address) else None,
                 gateway6=gw6 if isinstance(gw6, ipaddress.IPv6Address) else None,
             )
@@ -261,17 +272,17 @@ def parse_container(
     rootless: bool,
     interfaces: Mapping[str, str],
 ) -> Container:
-    cid = j["Id"].str()
-    name = j["Name"].str().lstrip("/")
+    cid = j["Id"].text()
+    name = j["Name"].text().lstrip("/")
     if not cid or not name:
         raise PodmanDataError(f"{j.where}: container without Id or Name")
     host = j["HostConfig"]
     settings = j["NetworkSettings"]
     state = j["State"]
-    mode, target = _mode(host["NetworkMode"].str("bridge"))
-    pod_id = j["Pod"].str()
+    mode, target = _mode(host["NetworkMode"].text("bridge"))
+    pod_id = j["Pod"].text()
     pod = (ps[cid].pod_name if cid in ps else "") or (pod_id[:12] if pod_id else "")
-    infra = j["IsInfra"].bool()
+    infra = j["IsInfra"].flag()
     if mode is NetMode.CONTAINER and target:
         target = names_by_id.get(target, target)
         # a pod member joins the infra container's namespace: say "pod" (PW102 exempts it)
@@ -281,28 +292,30 @@ def parse_container(
     if mode is NetMode.BRIDGE and [a.network for a in attachments] == [DEFAULT_NETWORK]:
         mode = NetMode.DEFAULT
     cap_add = host["CapAdd"]
-    effective = _caps(j["EffectiveCaps"].list())
-    running = state["Running"].bool()
-    pid = state["Pid"].int(0)
+    effective = _caps(j["EffectiveCaps"].seq())
+    running = state["Running"].flag()
+    pid = state["Pid"].integer(0)
     # For sharers the ports are the namespace owner's, and Podman lists them on the owner only.
     ports = _ports(host["PortBindings"]) if mode not in (NetMode.CONTAINER, NetMode.POD) else ()
     return Container(
         name=name,
         id=cid,
-        image=j["ImageName"].str() or j["Config"]["Image"].str(),
+        image=j["ImageName"].text() or j["Config"]["Image"].text(),
         labels=model.frozen_map(j["Config"]["Labels"].str_map()),
         pod=pod or None,
         network_mode=mode,
         mode_target=target,
         networks=attachments,
         ports=ports,
-        cap_add=_caps(cap_add.list()) if cap_add.value is not None else tuple(sorted(set(effective) - DEFAULT_CAPS)),
+        cap_add=_caps(cap_add.seq())
+        if cap_add.value is not None
+        else tuple(sorted(set(effective) - DEFAULT_CAPS)),
         effective_caps=effective,
-        privileged=host["Privileged"].bool(),
+        privileged=host["Privileged"].flag(),
         rootless=rootless,
         running=running,
         pid=pid if running and pid > 0 else None,
-        sandbox_key=settings["SandboxKey"].str() or None,
+        sandbox_key=settings["SandboxKey"].text() or None,
         infra=infra,
     )
 
@@ -325,24 +338,29 @@ def parse_inventory(
     (unit tests, fixtures) interface names stay unknown.
     """
     ps_rows: dict[str, _PsRow] = {}
-    for row in decode_json(ps_json, "podman ps").list():
-        ps_rows[row["Id"].str()] = _PsRow(pod_name=row["PodName"].str())
-    inspected = decode_json(inspect_json, "podman container inspect").list()
-    names_by_id = {c["Id"].str(): c["Name"].str().lstrip("/") for c in inspected}
+    for row in decode_json(ps_json, "podman ps").seq():
+        ps_rows[row["Id"].text()] = _PsRow(pod_name=row["PodName"].text())
+    inspected = decode_json(inspect_json, "podman container inspect").seq()
+    names_by_id = {c["Id"].text(): c["Name"].text().lstrip("/") for c in inspected}
 
     def ifs(c: _J) -> Mapping[str, str]:
-        pid = c["State"]["Pid"].int(0)
-        if interfaces is None or not c["State"]["Running"].bool() or pid <= 0:
+        pid = c["State"]["Pid"].integer(0)
+        if interfaces is None or not c["State"]["Running"].flag() or pid <= 0:
             return {}
         return interfaces(pid)
 
     containers = tuple(
         sorted(
-            (parse_container(c, ps_rows, names_by_id, rootless=rootless, interfaces=ifs(c)) for c in inspected),
+            (
+                parse_container(c, ps_rows, names_by_id, rootless=rootless, interfaces=ifs(c))
+                for c in inspected
+            ),
             key=lambda c: c.name,
         )
     )
-    return Inventory(containers=containers, networks=parse_networks(decode_json(networks_json, "podman network ls")))
+    return Inventory(
+        containers=containers, networks=parse_networks(decode_json(networks_json, "podman network ls"))
+    )
 
 
 # --- the adapter -----------------------------------------------------------------------------------------
@@ -383,7 +401,7 @@ def read_inventory(podman: str = "podman") -> Inventory:
 
     for attempt in range(3):
         ps_json = _podman(podman, "ps", "-a", "--pod", "--format", "json")
-        ids = [r["Id"].str() for r in decode_json(ps_json, "podman ps").list()]
+        ids = [r["Id"].text() for r in decode_json(ps_json, "podman ps").seq()]
         try:
             inspect_json = _inspect(podman, ids)
             break
@@ -393,6 +411,6 @@ def read_inventory(podman: str = "podman") -> Inventory:
                 raise
             time.sleep(0.05)
     networks_json = _podman(podman, "network", "ls", "--format", "json")
-    return parse_inventory(ps_json, inspect_json, networks_json, rootless=is_rootless(), interfaces=interfaces_by_mac)
-
-
+    return parse_inventory(
+        ps_json, inspect_json, networks_json, rootless=is_rootless(), interfaces=interfaces_by_mac
+    )

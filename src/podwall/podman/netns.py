@@ -64,5 +64,7 @@ def netns_path(c: Container) -> str:
     except OSError as exc:
         raise NetnsError(f"{c.name}: cannot read network namespace {path} ({exc.strerror})") from exc
     if host:
-        raise NetnsError(f"{c.name}: {path} is the host's own network namespace (container gone, pid reused?)")
+        raise NetnsError(
+            f"{c.name}: {path} is the host's own network namespace (container gone, pid reused?)"
+        )
     return path

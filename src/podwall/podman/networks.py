@@ -81,7 +81,7 @@ def create_network(
 
 def inspect_network(name: str, *, podman: str = "podman") -> Network:
     out = proc.run([podman, "network", "inspect", "--", name]).stdout
-    nets = decode_json(out, f"podman network inspect {name}").list()
+    nets = decode_json(out, f"podman network inspect {name}").seq()
     if len(nets) != 1:
         raise EnvironmentProblem(f"podman network inspect {name}: expected one network, got {len(nets)}")
     return parse_network(nets[0])
