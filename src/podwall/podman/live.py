@@ -259,14 +259,9 @@ def _mode(raw: str) -> tuple[NetMode, str | None]:
     return NetMode.BRIDGE, None
 
 
-@dataclass(frozen=True)
-class _PsRow:
-    pod_name: str
-
-
 def parse_container(
     j: _J,
-    ps: Mapping[str, _PsRow],
+    pod_names: Mapping[str, str],
     names_by_id: Mapping[str, str],
     *,
     rootless: bool,
@@ -281,7 +276,8 @@ def parse_container(
     state = j["State"]
     mode, target = _mode(host["NetworkMode"].text("bridge"))
     pod_id = j["Pod"].text()
-    pod = (ps[cid].pod_name if cid in ps else "") or (pod_id[:12] if pod_id else "")
+    # inspect has the pod's id only; `ps --pod` has its name
+    pod = pod_names.get(cid) or pod_id[:12]
     infra = j["IsInfra"].flag()
     if mode is NetMode.CONTAINER and target:
         target = names_by_id.get(target, target)
@@ -337,9 +333,7 @@ def parse_inventory(
     `interfaces(pid)` gives {mac: interface name inside the container} of a running container; without it
     (unit tests, fixtures) interface names stay unknown.
     """
-    ps_rows: dict[str, _PsRow] = {}
-    for row in decode_json(ps_json, "podman ps").seq():
-        ps_rows[row["Id"].text()] = _PsRow(pod_name=row["PodName"].text())
+    pod_names = {r["Id"].text(): r["PodName"].text() for r in decode_json(ps_json, "podman ps").seq()}
     inspected = decode_json(inspect_json, "podman container inspect").seq()
     names_by_id = {c["Id"].text(): c["Name"].text().lstrip("/") for c in inspected}
 
@@ -352,7 +346,7 @@ def parse_inventory(
     containers = tuple(
         sorted(
             (
-                parse_container(c, ps_rows, names_by_id, rootless=rootless, interfaces=ifs(c))
+                parse_container(c, pod_names, names_by_id, rootless=rootless, interfaces=ifs(c))
                 for c in inspected
             ),
             key=lambda c: c.name,
@@ -397,7 +391,7 @@ def interfaces_by_mac(pid: int, proc_root: Path = Path("/proc")) -> dict[str, st
 
 def read_inventory(podman: str = "podman") -> Inventory:
     """Every container (running or not) and every network of this Podman, as model objects."""
-    from podwall.podman.networks import is_rootless
+    from podwall.podman.networks import is_rootless  # late: networks imports this module's parser
 
     for attempt in range(3):
         ps_json = _podman(podman, "ps", "-a", "--pod", "--format", "json")
