@@ -122,6 +122,8 @@ class _Reader:
             return
         for i, p in enumerate(ports):
             il = item_line(ports, i, pl)
+            if is_map(p) and "published" in p:
+                il = value_line(p, "published", il)  # the value that publishes, like kube's hostPort
             try:
                 draft.ports.append(self.port(p, self.loc(il)))
             except PortSpecError as exc:
