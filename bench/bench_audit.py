@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from podwall.audit.engine import run_audit  # noqa: E402
-from podwall.report import json_report  # noqa: E402
-from podwall.sources.yamlload import load_documents  # noqa: E402
+from podwall.audit.engine import run_audit
+from podwall.report import json_report
+from podwall.sources.yamlload import load_documents
 
 
 def compose(i: int, rnd: random.Random) -> str:

@@ -15,10 +15,10 @@ from click.testing import CliRunner, Result
 import podwall.cli.audit as audit_cli
 from podwall.audit.engine import run_audit
 from podwall.audit.findings import Finding
-from podwall.audit.rule import Rule, register, RULES
+from podwall.audit.rule import RULES, Rule, register
 from podwall.cli import cli
 from podwall.errors import EnvironmentProblem
-from podwall.model import Container, Inventory, Network, NetMode
+from podwall.model import Container, Inventory, NetMode, Network
 from podwall.report import json_report, sarif, table
 from tests.conftest import ROOT
 

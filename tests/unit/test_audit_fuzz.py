@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from podwall.sources.base import SourceFile, SourceKind
 from podwall.sources.compose import read_compose
 from podwall.sources.kube import read_kube
+from podwall.sources.ports import PortSpecError, parse_port_spec
 from podwall.sources.quadlet import read_quadlets
 from podwall.sources.shell import read_shell
-from podwall.sources.ports import PortSpecError, parse_port_spec
 
 _ALPHABET = st.sampled_from(list("abc -=:[]{}'\"\\\n\t#;$()`|&<>/.0123456789") + ["podman run ", "--network ", "host", "services:", "  - ", "[Container]\n", "PodmanArgs=", "<<EOF\n", "EOF\n", "apiVersion: v1\nkind: Pod\n"])
 TEXT = st.lists(_ALPHABET, max_size=80).map("".join)

@@ -14,7 +14,7 @@ import pytest
 from podwall.audit.engine import audit_inventory, run_audit
 from podwall.audit.findings import Severity, Threat
 from podwall.audit.rule import RULES, all_rules
-from podwall.model import Attachment, Container, Inventory, Network, NetMode, PortMapping, frozen_map
+from podwall.model import Attachment, Container, Inventory, NetMode, Network, PortMapping, frozen_map
 from tests.conftest import FIXTURES, ROOT
 
 AUDIT_FIXTURES = FIXTURES / "audit"

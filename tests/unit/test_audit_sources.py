@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from podwall.model import NetMode
 from podwall.sources.base import SourceFile, SourceKind
 from podwall.sources.compose import read_compose
@@ -10,8 +12,6 @@ from podwall.sources.ports import PortSpecError, parse_port_spec
 from podwall.sources.quadlet import read_quadlets
 from podwall.sources.shell import read_shell
 from podwall.sources.shellwords import tokenize
-
-import pytest
 
 # -- shell ------------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from podwall.audit import suppress
@@ -65,10 +66,10 @@ def audit_inventory(
     crashes: list[InputProblem] = []
     for rule in active:
         for c in inventory.containers:
-            findings += _guarded(rule, c.name, c.loc, lambda r=rule, c=c: r.container(c, ctx), crashes)
+            findings += _guarded(rule, c.name, c.loc, partial(rule.container, c, ctx), crashes)
         for n in inventory.networks:
-            findings += _guarded(rule, n.name, n.loc, lambda r=rule, n=n: r.network(n, ctx), crashes)
-        findings += _guarded(rule, "(inventory)", None, lambda r=rule: r.inventory(ctx), crashes)
+            findings += _guarded(rule, n.name, n.loc, partial(rule.network, n, ctx), crashes)
+        findings += _guarded(rule, "(inventory)", None, partial(rule.inventory, ctx), crashes)
     findings.sort(key=lambda f: f.sort_key)
     return findings, crashes
 

@@ -48,7 +48,7 @@ def targets_podman(path: str, text: str, top: Any) -> bool:
 
 def project_name(path: str, top: Any) -> str:
     if is_map(top) and isinstance(top.get("name"), str) and top["name"].strip():
-        return top["name"].strip()
+        return str(top["name"]).strip()
     raw = PurePath(path).parent.name or "project"
     # Compose normalises the directory name: lower case, only [a-z0-9_-].
     return re.sub(r"[^a-z0-9_-]", "", raw.lower()) or "project"

@@ -82,4 +82,4 @@ class NetAccumulator:
 
 def normalise_cap(cap: str) -> str:
     c = cap.strip().upper()
-    return c[4:] if c.startswith("CAP_") else c
+    return c.removeprefix("CAP_")

@@ -19,7 +19,7 @@ _RUN_BOOL = frozenset(
         "detach", "env-host", "http-proxy", "init", "interactive", "no-healthcheck", "no-hosts",
         "oom-kill-disable", "passwd", "privileged", "publish-all", "quiet", "read-only", "read-only-tmpfs",
         "replace", "rm", "rmi", "rootfs", "sig-proxy", "tls-verify", "tty", "disable-content-trust", "help",
-        "unsetenv-all", "no-healthcheck",
+        "unsetenv-all",
     }
 )  # fmt: skip
 _RUN_SHORT_VALUE = {"a": "attach", "c": "cpu-shares", "e": "env", "h": "hostname", "l": "label",

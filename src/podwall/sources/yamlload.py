@@ -9,7 +9,7 @@ so 1.2 is forced whatever the file says.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -50,7 +50,7 @@ def load_documents(text: str, file: str) -> tuple[Any, ...]:
         raise YamlParseError(InputProblem(file, line, col, f"YAML: {msg}")) from exc
     except RecursionError as exc:
         raise YamlParseError(InputProblem(file, None, None, "YAML: nesting too deep")) from exc
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         # ruamel raises plain ValueError/TypeError for some malformed scalars (e.g. `2020-99-99` as a
         # timestamp). That is a property of the input, so it becomes a located parse error (exit 2),
         # never a silent skip.
@@ -97,11 +97,11 @@ def item_line(seq: Any, index: int, default: int) -> int:
     return default
 
 
-def is_map(v: Any) -> bool:
+def is_map(v: Any) -> TypeGuard[Mapping[Any, Any]]:
     return isinstance(v, Mapping)
 
 
-def is_list(v: Any) -> bool:
+def is_list(v: Any) -> TypeGuard[Sequence[Any]]:
     return isinstance(v, Sequence) and not isinstance(v, (str, bytes))
 
 
