@@ -9,7 +9,13 @@ from podwall.cli import cli
 from podwall.errors import InputError, InputProblem
 from podwall.exitcodes import RC
 
-out = Console(highlight=False, soft_wrap=True)
+
+
+def _console() -> Console:
+    import sys
+
+    # a matrix must never wrap: in logs and pipes use a wide virtual terminal
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 240)
 
 
 @click.command()
@@ -20,8 +26,9 @@ out = Console(highlight=False, soft_wrap=True)
 @click.option("--timeout-ms", type=click.IntRange(10, 60000), default=300, show_default=True)
 @click.option("--world-netns", help="A network namespace (ip netns) standing for the outside world")
 @click.option("--no-link-local", is_flag=True, help="Skip the IPv6 link-local cells")
+@click.option("--by-port", is_flag=True, help="One matrix column per destination and port")
 def verify(policy_file: str | None, baseline: bool, fmt: str, ports: str | None, timeout_ms: int,
-           world_netns: str | None, no_link_local: bool) -> int:
+           world_netns: str | None, no_link_local: bool, by_port: bool) -> int:
     """Probe every expected cell and print the expected-vs-observed matrix. Exit 1 if any cell is wrong."""
     from podwall import verify as v
     from podwall.podman.live import read_inventory
@@ -38,6 +45,7 @@ def verify(policy_file: str | None, baseline: bool, fmt: str, ports: str | None,
     _, cells = v.cells_for(policy, read_inventory(), sample=sample, world_netns=world_netns,
                            link_local=not no_link_local)
     pairs = v.probe(cells, timeout_ms)
+    out = _console()
     summary = matrix.summarize(pairs)
     if fmt == "json":
         click.echo(matrix.to_json(pairs))
@@ -45,8 +53,10 @@ def verify(policy_file: str | None, baseline: bool, fmt: str, ports: str | None,
         click.echo(matrix.to_junit(pairs))
     elif baseline:
         out.print(reach.render(pairs))
-    else:
+    elif by_port:
         out.print(matrix.render(pairs))
+    else:
+        out.print(matrix.render_compact(pairs))
     probed = summary.correct + summary.wrong
     if probed == 0:
         out.print("[red]no cell could be probed[/red]: nothing is proven", style=None)

@@ -168,6 +168,62 @@ def render(
     return Group(*parts)
 
 
+COMPACT_LEGEND = (
+    "PORTS reachable, as expected   · nothing reachable, as expected   X↑P reachable, expected blocked   "
+    "X↓P blocked, expected reachable   - not probed   (…u = UDP)"
+)
+
+
+def _port_text(cells: Sequence[Cell]) -> str:
+    ports = sorted({(c.port, c.proto) for c in cells})
+    return ",".join(f"{p}{'u' if proto == 'udp' else ''}" for p, proto in ports)
+
+
+def compact_grid(pairs: Sequence[Pair]) -> tuple[list[str], list[str], dict[tuple[str, str], Text]]:
+    """One column per destination (ports folded into the cell): what reaches what, and every mismatch."""
+    rows = sorted({source_label(c) for c, _ in pairs})
+    cols = sorted({destination_label(c) for c, _ in pairs})
+    at: dict[tuple[str, str], list[Pair]] = {}
+    for c, r in pairs:
+        at.setdefault((source_label(c), destination_label(c)), []).append((c, r))
+    out: dict[tuple[str, str], Text] = {}
+    for pos, items in at.items():
+        leaks = [c for c, r in items if mark(c, r) is Mark.LEAK]
+        missing = [c for c, r in items if mark(c, r) is Mark.MISSING]
+        if leaks or missing:
+            t = Text()
+            if leaks:
+                t.append(f"X↑{_port_text(leaks)}", style=_STYLE[Mark.LEAK])
+            if missing:
+                t.append((" " if leaks else "") + f"X↓{_port_text(missing)}", style=_STYLE[Mark.MISSING])
+            out[pos] = t
+        elif all(r.verdict is None for _, r in items):
+            out[pos] = Text(Mark.NOT_PROBED.value, style=_STYLE[Mark.NOT_PROBED])
+        else:
+            reach = [c for c, r in items if r.verdict == Verdict.ALLOW]
+            out[pos] = Text(_port_text(reach), style="green") if reach else Text("·", style="dim")
+    return rows, cols, out
+
+
+def render_compact(pairs: Sequence[Pair], title: str | None = "connectivity: rows = from, columns = to") -> RenderableType:
+    rows, cols, texts = compact_grid(pairs)
+    table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False,
+                  title_justify="left")
+    table.add_column(Text("from \\ to"), no_wrap=True, style="bold")
+    for col in cols:
+        table.add_column(Text(col), justify="center", no_wrap=True)
+    for row in rows:
+        table.add_row(Text(row), *[texts.get((row, col), Text("")) for col in cols])
+    parts: list[RenderableType] = [table, Text(COMPACT_LEGEND, style="dim")]
+    wrong = [(c, r) for c, r in pairs if mark(c, r) in (Mark.LEAK, Mark.MISSING)]
+    if wrong:
+        parts.append(Text("wrong cells:", style="bold"))
+        parts.extend(Text(f"  {describe(c, r)}", style=_STYLE[mark(c, r)]) for c, r in wrong)
+    s = summarize(pairs)
+    parts.append(Text(s.line, style="bold red" if s.wrong else "bold green"))
+    return Group(*parts)
+
+
 def describe(cell: Cell, res: ProbeResult) -> str:
     observed = res.verdict.value if res.verdict is not None else "not probed"
     where = f"[{cell.address}]" if ":" in cell.address else cell.address

@@ -10,41 +10,39 @@ from rich.table import Table
 from rich.text import Text
 
 from podwall.cells import Cell, ProbeResult, Verdict
-from podwall.report.matrix import column_label, source_label
+from podwall.report.matrix import destination_label, source_label
 
 Pair = tuple[Cell, ProbeResult]
-OPEN, CLOSED, UNKNOWN = "●", "·", "-"
 
 
-def render(
-    pairs: Sequence[Pair], title: str = "reachable today: rows = from, columns = to"
-) -> RenderableType:
+def render(pairs: Sequence[Pair], title: str = "reachable today: rows = from, columns = to") -> RenderableType:
+    """Each position lists the probed ports that answered (connected or refused: the packet got through)."""
     rows = sorted({source_label(c) for c, _ in pairs})
-    cols = sorted({column_label(c) for c, _ in pairs})
-    cell_at: dict[tuple[str, str], str] = {}
+    cols = sorted({destination_label(c) for c, _ in pairs})
+    open_ports: dict[tuple[str, str], set[tuple[int, str]]] = {}
+    probed: set[tuple[str, str]] = set()
     for c, r in pairs:
-        pos = (source_label(c), column_label(c))
-        sym = UNKNOWN if r.verdict is None else OPEN if r.verdict == Verdict.ALLOW else CLOSED
-        if cell_at.get(pos) != OPEN:  # any reachable path at that position shows as reachable
-            cell_at[pos] = sym
-    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_lines=False)
-    t.add_column("from \\ to", no_wrap=True)
+        pos = (source_label(c), destination_label(c))
+        if r.verdict is not None:
+            probed.add(pos)
+        if r.verdict == Verdict.ALLOW:
+            open_ports.setdefault(pos, set()).add((c.port, c.proto))
+    t = Table(title=Text(title), box=box.SIMPLE_HEAD, title_justify="left", show_lines=False, pad_edge=False)
+    t.add_column(Text("from \\ to"), no_wrap=True, style="bold")
     for col in cols:
         t.add_column(Text(col), justify="center", no_wrap=True)
     for row in rows:
-        t.add_row(
-            row,
-            *[
-                Text(
-                    cell_at.get((row, col), ""),
-                    style="bold red" if cell_at.get((row, col)) == OPEN else "green",
-                )
-                for col in cols
-            ],
-        )
-    n_open = sum(1 for c, r in pairs if r.verdict == Verdict.ALLOW)
+        cells = []
+        for col in cols:
+            ports = sorted(open_ports.get((row, col), ()))
+            if ports:
+                cells.append(Text(",".join(f"{p}{'u' if pr == 'udp' else ''}" for p, pr in ports), style="bold red"))
+            elif (row, col) in probed:
+                cells.append(Text("·", style="dim"))
+            else:
+                cells.append(Text(""))
+        t.add_row(Text(row), *cells)
+    n_open = sum(1 for _, r in pairs if r.verdict == Verdict.ALLOW)
     n_probed = sum(1 for _, r in pairs if r.verdict is not None)
-    summary = Text(
-        f"{n_open} of {n_probed} probed cells reachable   ({OPEN} reachable  {CLOSED} blocked  - not probed)"
-    )
-    return Group(t, summary)
+    legend = Text("PORTS reachable (connected or refused: the packet got through)   · blocked", style="dim")
+    return Group(t, legend, Text(f"{n_open} of {n_probed} probed cells reachable", style="bold"))
