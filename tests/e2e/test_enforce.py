@@ -160,15 +160,20 @@ def test_status_reset_and_other_tables_untouched(shop: tuple[Scenario, Path]) ->
 
         data = json.loads(st.stdout)
         assert data["loaded"] and not data["drifted"] and len(data["flows"]) == 3
-        before = nft_ruleset()
+        before = _podwall_table()
         podwall("apply", "--yes", policy=policy, check_rc=0)  # unchanged policy: unchanged table
-        assert _strip_counters(nft_ruleset()) == _strip_counters(before)
+        assert _podwall_table() == before
         podwall("reset", check_rc=0)
         assert not table_exists()
         assert "table inet pwforeign" in nft_ruleset()
         assert podwall("status").returncode == 1
     finally:
         subprocess.run(["nft", "delete", "table", "inet", "pwforeign"], capture_output=True)
+
+
+def _podwall_table() -> str:
+    cp = subprocess.run(["nft", "-s", "list", "table", "inet", "podwall"], capture_output=True, text=True, check=True)
+    return cp.stdout
 
 
 def _strip_counters(text: str) -> str:
@@ -226,12 +231,12 @@ def test_removing_a_flow_cuts_established_connections(shop: tuple[Scenario, Path
         narrowed = tmp_path / "narrow.yaml"
         narrowed.write_text(policy.read_text().replace(
             '  - from: web\n    to: api\n    ports: ["8080/tcp"]\n', ""))
-        t_apply = time.monotonic()
         cp = podwall("apply", "--yes", policy=narrowed, check_rc=0)
-        assert "1 connection(s) cut" in cp.stdout or "connection(s) cut" in cp.stdout
+        t_applied = time.monotonic()
+        assert "1 connection(s) cut" in cp.stdout, cp.stdout
         reader.join(timeout=5)
         assert lines and lines[0].startswith("cut"), lines
-        assert float(lines[0].split()[1]) - t_apply < 1.0 + 5  # cut right after apply returned
+        assert float(lines[0].split()[1]) - t_applied < 1.0  # CLOCK_MONOTONIC is system-wide
     finally:
         proc.kill()
         proc.wait()

@@ -286,6 +286,9 @@ def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
     elif policy.deny == "drop":
         deny.append("\t\tcounter drop\n")
     else:
+        # a mid-stream TCP packet here belongs to a connection whose right was revoked (its conntrack entry
+        # was deleted): a reset aborts it at both ends at once; new connections get admin-prohibited
+        deny.append("\t\tmeta l4proto tcp tcp flags & (fin | syn | rst | ack) != syn counter reject with tcp reset\n")
         deny.append("\t\tcounter reject with icmpx admin-prohibited\n")
     deny.append("\t}\n")
     t.extend(deny)
