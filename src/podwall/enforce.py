@@ -126,6 +126,19 @@ def _extra_warnings(res: Resolved) -> list[str]:
     return out
 
 
+def _exception_warnings(loaded: LoadedPolicy) -> list[str]:
+    from podwall.audit.rules.pw109_exception import valid
+
+    out = []
+    for i, exc in enumerate(loaded.policy.exceptions):
+        if not valid(exc):
+            where = loaded.exception_locs[i] if i < len(loaded.exception_locs) else None
+            at = f"{where.file}:{where.line}: " if where else ""
+            out.append(f"{at}PW109 exception for {exc.container!r} ({exc.rule}) has no reason, no expiry, "
+                       "or has expired: it suppresses nothing")
+    return out
+
+
 def make_plan(loaded: LoadedPolicy, inv: Inventory) -> Plan:
     res = resolve(loaded.policy, inv)
     rs = compile_ruleset(res, loaded.short_hash)
@@ -135,7 +148,7 @@ def make_plan(loaded: LoadedPolicy, inv: Inventory) -> Plan:
         ruleset=rs,
         to_create=res.missing_networks,
         drift=tuple(network_drift(loaded, inv)),
-        warnings=(*res.warnings, *_extra_warnings(res)),
+        warnings=(*res.warnings, *_extra_warnings(res), *_exception_warnings(loaded)),
     )
 
 

@@ -37,7 +37,10 @@ def _read_live() -> Inventory:
     help="Exit 1 when a finding has this severity or higher.",
 )
 @click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="Skip matching files/dirs (repeatable).")
-def audit_cmd(paths: tuple[str, ...], live: bool, fmt: str, fail_on: str, excludes: tuple[str, ...]) -> int:
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
+              help="Also run the policy checks (PW108, PW109) and honour the policy's exceptions.")
+def audit_cmd(paths: tuple[str, ...], live: bool, fmt: str, fail_on: str, excludes: tuple[str, ...],
+              policy_file: str | None) -> int:
     """Report network exposure in compose, Quadlet, Kubernetes YAML and shell files (PATHs, default .)
     and, with --live, in Podman's current state.
 
@@ -54,9 +57,31 @@ def audit_cmd(paths: tuple[str, ...], live: bool, fmt: str, fail_on: str, exclud
         except PodwallError as exc:
             # Keep the file results, but never let a failed live read pass for a clean host.
             live_error = InputProblem(None, None, None, f"live audit failed: {exc}")
-    result = run_audit(list(paths), excludes=excludes, live=live_inv, live_error=live_error)
+    context = {}
+    if policy_file:
+        from podwall.policy.load import load_policy
+
+        context["policy"] = load_policy(policy_file)  # an invalid policy is an input error: exit 2
+    result = run_audit(list(paths), excludes=excludes, live=live_inv, live_error=live_error, **context)
+    if policy_file:
+        _apply_exceptions(result, context["policy"].policy.exceptions)
     _print(result, fmt)
     return result.exit_code(Severity(fail_on))
+
+
+def _apply_exceptions(result: AuditResult, exceptions: object) -> None:
+    """Valid policy exceptions suppress live findings of their rule for matching containers."""
+    from podwall.audit.rules.pw109_exception import excepted
+    from podwall.audit.suppress import Suppressed
+
+    kept = []
+    for f in result.findings:
+        exc = excepted(f.rule, f.object, exceptions) if f.loc is None else None
+        if exc is not None:
+            result.suppressed.append(Suppressed(f, f"policy exception: {getattr(exc, 'reason', '')}"))
+        else:
+            kept.append(f)
+    result.findings = kept
 
 
 def _print(result: AuditResult, fmt: str) -> None:

@@ -29,6 +29,7 @@ class LoadedPolicy:
     sha256: str
     flow_locs: tuple[Loc, ...]
     workload_locs: dict[str, Loc]
+    exception_locs: tuple[Loc, ...] = ()
 
     @property
     def short_hash(self) -> str:
@@ -155,12 +156,15 @@ def parse_policy_text(text: str, path: str) -> LoadedPolicy:
     flow_locs = tuple(Loc(path, flows.lc.item(i)[0] + 1, flows.lc.item(i)[1] + 1) for i in range(len(flows)))
     wls = root.get("workloads") or {}
     workload_locs = {k: Loc(path, wls.lc.key(k)[0] + 1, wls.lc.key(k)[1] + 1) for k in wls}
+    exc = root.get("exceptions") or []
+    exception_locs = tuple(Loc(path, exc.lc.item(i)[0] + 1, exc.lc.item(i)[1] + 1) for i in range(len(exc)))
     return LoadedPolicy(
         policy=policy,
         path=path,
         sha256=hashlib.sha256(text.encode()).hexdigest(),
         flow_locs=flow_locs,
         workload_locs=workload_locs,
+        exception_locs=exception_locs,
     )
 
 

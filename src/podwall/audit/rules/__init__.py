@@ -8,4 +8,6 @@ from podwall.audit.rules import (  # noqa: F401
     pw105_net_capabilities,
     pw106_bridge_not_isolated,
     pw107_macvlan,
+    pw108_unmatched,
+    pw109_exception,
 )
