@@ -210,6 +210,26 @@ class ApplyRefused(PodwallError):
     pass
 
 
+def live_environment() -> Environment:
+    """The real adapters: Podman CLI, nft, conntrack."""
+    from podwall.nft.conntrack import revoke
+    from podwall.podman import networks
+    from podwall.podman.live import read_inventory
+
+    def create(name: str, spec: Any) -> None:
+        networks.create_network(
+            name, [str(c) for c in spec.cidrs], internal=spec.internal, isolate_strict=spec.isolate == "strict"
+        )
+
+    return Environment(
+        read_inventory=read_inventory,
+        create_network=create,
+        remove_network=lambda n: networks.remove_network(n),
+        nft=Nft(),
+        revoke=revoke,
+    )
+
+
 def apply(loaded: LoadedPolicy, env: Environment, *, force: bool = False) -> tuple[Plan, int, list[str]]:
     """Returns (plan, connections cut, networks created). Raises on any failure with nothing changed."""
     inv = env.read_inventory()

@@ -119,9 +119,6 @@ def preflight(enable_br_netfilter: bool) -> None:
 def apply(policy_file: str, yes: bool, force: bool, enable_br_netfilter: bool) -> int:
     """Create missing networks and load the policy into `table inet podwall` atomically."""
     from podwall import enforce
-    from podwall.nft.conntrack import revoke
-    from podwall.nft.live import Nft
-    from podwall.podman import networks
     from podwall.podman.live import read_inventory
 
     loaded = _load(policy_file)
@@ -131,21 +128,8 @@ def apply(policy_file: str, yes: bool, force: bool, enable_br_netfilter: bool) -
         print_plan(enforce.make_plan(loaded, read_inventory()), False)
         click.confirm("apply this policy?", abort=True)
     preflight(enable_br_netfilter)
-
-    def create(name: str, spec: Any) -> None:
-        networks.create_network(
-            name, [str(c) for c in spec.cidrs], internal=spec.internal, isolate_strict=spec.isolate == "strict"
-        )
-
-    env = enforce.Environment(
-        read_inventory=read_inventory,
-        create_network=create,
-        remove_network=lambda n: networks.remove_network(n),
-        nft=Nft(),
-        revoke=revoke,
-    )
     with enforce.lock():
-        p, cut, created = enforce.apply(loaded, env, force=force)
+        p, cut, created = enforce.apply(loaded, enforce.live_environment(), force=force)
     for n in created:
         out.print(f"created network {escape(n)}")
     rs = p.ruleset
