@@ -267,10 +267,13 @@ def flow_grants(res: Resolved, index: int, flow: FlowSpec,
             out.append(Grant(kind, fam, s, d, protos, ports, index))
 
     if isinstance(src, str) and src in wl:
+        # With `only`, visit just the pairs that touch it: watch updates one namespace among hundreds.
+        d_all = _eps(res, dst) if isinstance(dst, str) and dst in wl else []
+        d_kept = d_all if keep is None else [ep for ep in d_all if ep.key in keep]
         for s_ep in _eps(res, src):
             if isinstance(dst, str) and dst in wl:
-                for d_ep in _eps(res, dst):
-                    if d_ep.key == s_ep.key or not want(s_ep, d_ep):
+                for d_ep in d_all if want(s_ep) else d_kept:
+                    if d_ep.key == s_ep.key:
                         continue  # a namespace reaches itself over loopback, never through the host
                     for fam in (4, 6):
                         for sa in s_ep.family(fam):

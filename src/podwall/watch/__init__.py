@@ -1,0 +1,1 @@
+"""`podwall watch`: the event-driven daemon (pure updater in state.py, adapters around it)."""
