@@ -97,7 +97,8 @@ def cells_for(policy: Policy, inventory: Inventory, *, sample: Sequence[PortRang
     world = netns_addresses(world_netns) if world_netns else []
     ll = link_local_addresses(res) if link_local else {}
     cells = expected_cells(res, sample=sample, link_local=ll, world=world,
-                           world_netns=f"/run/netns/{world_netns}" if world_netns else None)
+                           world_netns=f"/run/netns/{world_netns}" if world_netns else None,
+                           all_pairs=not policy.workloads and not policy.networks)
     return res, cells
 
 

@@ -88,8 +88,10 @@ def expected_cells(
     link_local: Mapping[str, Mapping[str, LinkLocal]] | None = None,
     world: Sequence[IPAddress] = (),
     world_netns: str | None = None,
+    all_pairs: bool = False,
 ) -> list[Cell]:
-    """`link_local`: endpoint key → network → the destination's fe80 address there (read by the caller)."""
+    """`link_local`: endpoint key → network → the destination's fe80 address there (read by the caller).
+    `all_pairs`: every pair of containers (the baseline), not only pairs that involve a managed one."""
     dec = Decider(res)
     cells: list[Cell] = []
     sources = [ep for ep in res.endpoints if ep.enforceable and ep.addresses and ep.netns]
@@ -99,7 +101,7 @@ def expected_cells(
         for d in res.endpoints:
             if d.key == s.key or not d.addresses or not d.enforceable:
                 continue
-            if not (s.managed or d.managed) and not set(s.networks) & set(d.networks):
+            if not all_pairs and not (s.managed or d.managed) and not set(s.networks) & set(d.networks):
                 continue  # unmanaged pairs only where they share a network: "unmanaged keeps working"
             peers = set(d.workloads)
             ports = _port_list(res, s, peers, sample)

@@ -179,13 +179,18 @@ def _port_text(cells: Sequence[Cell]) -> str:
     return ",".join(f"{p}{'u' if proto == 'udp' else ''}" for p, proto in ports)
 
 
+def _dest(cell: Cell) -> str:
+    """Compact columns fold a container's IPv4, IPv6 and link-local cells together (mismatches list them)."""
+    return cell.to_container or f"{cell.to_peer}({cell.address})"
+
+
 def compact_grid(pairs: Sequence[Pair]) -> tuple[list[str], list[str], dict[tuple[str, str], Text]]:
     """One column per destination (ports folded into the cell): what reaches what, and every mismatch."""
     rows = sorted({source_label(c) for c, _ in pairs})
-    cols = sorted({destination_label(c) for c, _ in pairs})
+    cols = sorted({_dest(c) for c, _ in pairs})
     at: dict[tuple[str, str], list[Pair]] = {}
     for c, r in pairs:
-        at.setdefault((source_label(c), destination_label(c)), []).append((c, r))
+        at.setdefault((source_label(c), _dest(c)), []).append((c, r))
     out: dict[tuple[str, str], Text] = {}
     for pos, items in at.items():
         leaks = [c for c, r in items if mark(c, r) is Mark.LEAK]

@@ -10,19 +10,23 @@ from rich.table import Table
 from rich.text import Text
 
 from podwall.cells import Cell, ProbeResult, Verdict
-from podwall.report.matrix import destination_label, source_label
+from podwall.report.matrix import destination_label
 
 Pair = tuple[Cell, ProbeResult]
 
 
+def _src(cell: Cell) -> str:
+    return cell.from_container or cell.from_peer
+
+
 def render(pairs: Sequence[Pair], title: str = "reachable today: rows = from, columns = to") -> RenderableType:
     """Each position lists the probed ports that answered (connected or refused: the packet got through)."""
-    rows = sorted({source_label(c) for c, _ in pairs})
+    rows = sorted({_src(c) for c, _ in pairs})
     cols = sorted({destination_label(c) for c, _ in pairs})
     open_ports: dict[tuple[str, str], set[tuple[int, str]]] = {}
     probed: set[tuple[str, str]] = set()
     for c, r in pairs:
-        pos = (source_label(c), destination_label(c))
+        pos = (_src(c), destination_label(c))
         if r.verdict is not None:
             probed.add(pos)
         if r.verdict == Verdict.ALLOW:
