@@ -90,6 +90,8 @@ def _print(result: AuditResult, fmt: str) -> None:
     elif fmt == "sarif":
         sys.stdout.write(sarif.render(result))
     else:
-        Console(highlight=False, soft_wrap=False).print(table.render(result))
+        Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(
+            table.render(result)
+        )
         for p in result.all_errors:
             err_console.print(f"[red]error[/red]: {escape(p.render())}")
