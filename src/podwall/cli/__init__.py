@@ -20,7 +20,7 @@ from podwall.exitcodes import RC
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Modules that add commands to `cli`. Each calls `cli.add_command(...)` at import.
-COMMAND_MODULES: tuple[str, ...] = ("policy", "verify", "doctor", "audit", "demo")
+COMMAND_MODULES: tuple[str, ...] = ("policy", "verify", "doctor", "audit", "demo", "watch")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

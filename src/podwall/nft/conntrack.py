@@ -90,16 +90,21 @@ def to_cut(entries: list[CtEntry], decider: Decider, local: set[IPAddress]) -> l
     return cut
 
 
-def revoke(res: Resolved) -> int:
-    """Delete conntrack entries of connections the policy does not allow. Returns how many were cut."""
+def list_entries() -> list[CtEntry]:
+    """Every conntrack entry (both families); empty when the conntrack tool is missing."""
     if proc.which("conntrack") is None:
-        return 0
+        return []
     entries: list[CtEntry] = []
     for fam in ("ipv4", "ipv6"):
         cp = proc.run(["conntrack", "-L", "-f", fam], check=False)
         entries.extend(parse(cp.stdout or ""))
+    return entries
+
+
+def delete(entries: list[CtEntry]) -> int:
+    """`conntrack -D` each entry; returns how many were deleted."""
     n = 0
-    for e in to_cut(entries, Decider(res), local_addresses()):
+    for e in entries:
         argv = ["conntrack", "-D", "-f", "ipv4" if e.family == 4 else "ipv6", "-p", e.proto,
                 "-s", str(e.src), "-d", str(e.dst)]
         if e.proto in ("tcp", "udp", "sctp"):
@@ -107,3 +112,11 @@ def revoke(res: Resolved) -> int:
         if proc.run(argv, check=False).returncode == 0:
             n += 1
     return n
+
+
+def revoke(res: Resolved) -> int:
+    """Delete conntrack entries of connections the policy does not allow. Returns how many were cut."""
+    entries = list_entries()
+    if not entries:
+        return 0
+    return delete(to_cut(entries, Decider(res), local_addresses()))
