@@ -154,13 +154,8 @@ def render(
             cells.append(Text(m.value, style=_STYLE[m]) if m is not None else "")
         table.add_row(*cells)
 
-    parts: list[RenderableType] = [table, Text(LEGEND, style="dim")]
-    wrong = [(c, r) for c, r in pairs if mark(c, r) in (Mark.LEAK, Mark.MISSING)]
-    if wrong:
-        parts.append(Text("wrong cells:", style="bold"))
-        parts.extend(Text(f"  {describe(c, r)}", style=_STYLE[mark(c, r)]) for c, r in wrong)
+    parts = _footer(pairs, table, LEGEND)
     s = summarize(pairs)
-    parts.append(Text(s.line, style="bold red" if s.wrong else "bold green"))
     if s.inferred:
         parts.append(
             Text(f"({s.inferred} of the correct cells are UDP blocks inferred from silence)", style="dim")
@@ -219,14 +214,19 @@ def render_compact(pairs: Sequence[Pair], title: str | None = "connectivity: row
         table.add_column(Text(col), justify="center", no_wrap=True)
     for row in rows:
         table.add_row(Text(row), *[texts.get((row, col), Text("")) for col in cols])
-    parts: list[RenderableType] = [table, Text(COMPACT_LEGEND, style="dim")]
+    return Group(*_footer(pairs, table, COMPACT_LEGEND))
+
+
+def _footer(pairs: Sequence[Pair], table: Table, legend: str) -> list[RenderableType]:
+    """The table, its legend, every wrong cell spelled out, and the summary line."""
+    parts: list[RenderableType] = [table, Text(legend, style="dim")]
     wrong = [(c, r) for c, r in pairs if mark(c, r) in (Mark.LEAK, Mark.MISSING)]
     if wrong:
         parts.append(Text("wrong cells:", style="bold"))
         parts.extend(Text(f"  {describe(c, r)}", style=_STYLE[mark(c, r)]) for c, r in wrong)
     s = summarize(pairs)
     parts.append(Text(s.line, style="bold red" if s.wrong else "bold green"))
-    return Group(*parts)
+    return parts
 
 
 def describe(cell: Cell, res: ProbeResult) -> str:
