@@ -263,3 +263,63 @@ def test_hostile_labels_and_names_never_reach_nft(scenario: Scenario, nft_lock: 
         assert reachable(scenario.pid(scenario.n("a")), scenario.ip(scenario.n("b.c_d-1")), 8080)
     finally:
         delete_table()
+
+
+@pytest.fixture
+def world(scenario: Scenario) -> Iterator[tuple[str, str, str]]:
+    """A network namespace standing for the outside world, joined to the host by a veth (198.18.100.0/30)."""
+    ns = scenario.add_netns("world")
+    host_if = f"pw{scenario.prefix[-6:]}h"[:15]
+    subprocess.run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "wan0", "netns", ns], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "198.18.100.1/30", "dev", host_if], check=True)
+        subprocess.run(["ip", "link", "set", host_if, "up"], check=True)
+        for cmd in (["addr", "add", "198.18.100.2/30", "dev", "wan0"], ["link", "set", "wan0", "up"],
+                    ["link", "set", "lo", "up"], ["route", "add", "default", "via", "198.18.100.1"]):
+            subprocess.run(["ip", "-n", ns, *cmd], check=True)
+        yield ns, "198.18.100.1", "198.18.100.2"
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+
+
+def _connect_in_netns(ns: str, address: str, port: int) -> str:
+    from tests.e2e.enforce_util import PROBE_SRC
+
+    cp = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBE_SRC, address, str(port), "", "1.0"],
+                        capture_output=True, text=True, timeout=10)
+    return cp.stdout.strip()
+
+
+def test_world_ingress_and_egress(scenario: Scenario, nft_lock: None, world: tuple[str, str, str],
+                                  tmp_path: Path) -> None:
+    ns, host_ip, world_ip = world
+    p = scenario.prefix
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        f"version: 1\nnetworks:\n  {p}-w: {{}}\nworkloads:\n  web: {{containers: ['{p}-web']}}\n"
+        f"  api: {{containers: ['{p}-api']}}\n"
+        "flows:\n  - {from: world, to: web, ports: ['8080/tcp']}\n"
+        "  - {from: api, to: world, ports: ['9999/tcp']}\n"
+    )
+    delete_table()
+    try:
+        podwall("apply", "--yes", policy=policy, check_rc=0)
+        scenario.networks.append(f"{p}-w")
+        scenario.run("web", "--network", f"{p}-w", "-p", "18181:8080")
+        scenario.run("api", "--network", f"{p}-w", "-p", "18182:8080")
+        scenario.wait_listening(scenario.n("web"), 8080)
+        scenario.wait_listening(scenario.n("api"), 8080)
+        podwall("apply", "--yes", policy=policy, check_rc=0)
+        # ingress through published ports: only web's, matched on the container port after DNAT
+        assert _connect_in_netns(ns, host_ip, 18181) == "connected"
+        assert _connect_in_netns(ns, host_ip, 18182) in ("EHOSTUNREACH", "timeout", "EACCES")
+        # egress to the world: api on 9999 only (refused = the world namespace answered), web nothing
+        assert reachable(scenario.pid(scenario.n("api")), world_ip, 9999)
+        assert not reachable(scenario.pid(scenario.n("api")), world_ip, 9998)
+        assert not reachable(scenario.pid(scenario.n("web")), world_ip, 9999)
+        data = verify_json(policy, "--world-netns", ns)
+        world_cells = [c for c in data["cells"] if c["to"] == "world"]
+        assert world_cells and all(c["observed"] is not None for c in world_cells)
+        assert data["wrong"] == 0, [c for c in data["cells"] if c["observed"] and c["expected"] != c["observed"]]
+    finally:
+        delete_table()
