@@ -32,6 +32,7 @@ IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 IN_DELETE = 0x200
 PR_SET_PDEATHSIG = 1
+TAIL_CHECK = 512  # bytes before the offset compared on each read (several events: their timestamps differ)
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,14 @@ class EventsFileTail(threading.Thread):
         self.offset = 0
         self.inode: int | None = None
         self.buf = b""
+        self.seen_tail = b""  # the last bytes before `offset`, to notice a file rewritten in place
         self.inotify_ok = False
         try:  # start at the end: what happened before is covered by the initial full apply
             st = path.stat()
             self.offset, self.inode = st.st_size, st.st_ino
+            with open(path, "rb") as fh:
+                fh.seek(max(0, self.offset - TAIL_CHECK))
+                self.seen_tail = fh.read(self.offset - fh.tell())
         except OSError:
             pass
 
@@ -106,13 +111,23 @@ class EventsFileTail(threading.Thread):
         except FileNotFoundError:
             return
         if st.st_ino != self.inode or st.st_size < self.offset:  # rotated or truncated: read it all
-            self.inode, self.offset, self.buf = st.st_ino, 0, b""
-        if st.st_size == self.offset:
+            self.inode, self.offset, self.buf, self.seen_tail = st.st_ino, 0, b"", b""
+        if st.st_size == self.offset and not self.seen_tail:
             return
         with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
+            # The bytes just before our offset must still be the ones we read: otherwise the file was
+            # rewritten in place (truncated and refilled to at least the same size) and is read again.
+            back = min(len(self.seen_tail), self.offset)
+            fh.seek(self.offset - back)
             data = fh.read()
+            if data[:back] != self.seen_tail[-back:] if back else False:
+                fh.seek(0)
+                data, back, self.offset, self.buf, self.seen_tail = fh.read(), 0, 0, b"", b""
+        data = data[back:]
+        if not data:
+            return
         self.offset += len(data)
+        self.seen_tail = (self.seen_tail + data)[-TAIL_CHECK:]
         self.buf += data
         *lines, self.buf = self.buf.split(b"\n")
         now = time.time()
