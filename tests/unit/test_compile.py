@@ -164,7 +164,7 @@ def test_elements_agree_with_decider(src: str, dst: str, proto: int, port: int) 
     s, d = ip.ip_address(src), ip.ip_address(dst)
     want = Decider(res).forward(s, d, proto, port)[1]
     got = None
-    for name in ("c2c4", "c2net4", "net2c4"):
+    for name in ("c2c4", "c2c4r", "c2net4", "c2net4r", "net2c4", "net2c4r"):
         got = _lookup(maps, name, [(int(s), "addr"), (int(d), "addr"), (proto, "proto"), (port, "port")])
         if got is not None:
             break

@@ -49,8 +49,22 @@ class UnsafeValue(ValueError):
     """A value that must never reach nft text (a hostile interface name, say)."""
 
 
-def map_name(kind: GrantKind, family: int) -> str:
-    return f"{kind.value}{family}"
+def map_name(kind: GrantKind, family: int, ranged: bool = False) -> str:
+    """`c2c4` holds elements that are single values in every field (a hash map: cheap to load and update);
+    `c2c4r` holds the ones with a CIDR or a range somewhere (an interval map). Both are disjoint."""
+    return f"{kind.value}{family}{'r' if ranged else ''}"
+
+
+def point_indexes() -> dict[str, tuple[int, ...]]:
+    """For each map: the key fields that are single addresses (how `elements` groups by endpoint)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for kind, fields in MAP_KEYS.items():
+        ranged_field = {GrantKind.C2NET: "daddr", GrantKind.NET2C: "saddr"}.get(kind)
+        idx = tuple(i for i, f in enumerate(fields) if f in ("saddr", "daddr") and f != ranged_field)
+        for fam in (4, 6):
+            for ranged in (False, True):
+                out[map_name(kind, fam, ranged)] = idx
+    return out
 
 
 def ifname(name: str) -> str:
@@ -124,7 +138,7 @@ def elements(gs: Iterable[Grant]) -> dict[str, list[Element]]:
     so that an endpoint's elements never depend on another endpoint's (watch updates elements, not rules)."""
     groups: dict[tuple[str, tuple[int, ...]], list[Box]] = defaultdict(list)
     for g in gs:
-        name = map_name(g.kind, g.family)
+        name = map_name(g.kind, g.family)  # the group; the element's own map is decided once it is disjoint
         fields = MAP_KEYS[g.kind]
         point: list[int] = []
         axes: list[tuple[int, int]] = []
@@ -170,12 +184,13 @@ def elements(gs: Iterable[Grant]) -> dict[str, list[Element]]:
                     parts.append(_proto(*next(it_axes)))
                 else:
                     parts.append(_port(*next(it_axes)))
-            out[name].append(Element(tuple(parts), flow))
+            exact = all(lo == hi for lo, hi in ranges)
+            out[map_name(kind, family, ranged=not exact)].append(Element(tuple(parts), flow))
     return out
 
 
 def all_map_names() -> list[str]:
-    return [map_name(k, f) for k in GrantKind for f in (4, 6)]
+    return [map_name(k, f, r) for k in GrantKind for f in (4, 6) for r in (False, True)]
 
 
 # ---- the table -------------------------------------------------------------------------------------------
@@ -187,7 +202,7 @@ def _map_type(kind: GrantKind, family: int) -> str:
     return " . ".join(types[f] for f in MAP_KEYS[kind])
 
 
-def _lookup(kind: GrantKind, family: int) -> str:
+def _lookup(kind: GrantKind, family: int, ranged: bool = False) -> str:
     ip = "ip" if family == 4 else "ip6"
     expr = {"saddr": f"{ip} saddr", "daddr": f"{ip} daddr", "proto": "meta l4proto", "port": "th dport"}
     key = " . ".join(expr[f] for f in MAP_KEYS[kind])
@@ -195,7 +210,7 @@ def _lookup(kind: GrantKind, family: int) -> str:
         GrantKind.TO_WORLD: f"{ip} daddr != @podman_subnets{family} ",
         GrantKind.FROM_WORLD: f"ct status dnat {ip} saddr != @podman_subnets{family} ",
     }.get(kind, "")
-    return f"{guard}{key} vmap @{map_name(kind, family)}"
+    return f"{guard}{key} vmap @{map_name(kind, family, ranged)}"
 
 
 def _elements_block(items: list[str], indent: str = "\t\t") -> str:
@@ -250,13 +265,15 @@ def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
         )
     for kind in GrantKind:
         for fam in (4, 6):
-            name = map_name(kind, fam)
-            items = [e.render() for e in maps.get(name, [])]
-            t.append(
-                f"\tmap {name} {{\n\t\ttype {_map_type(kind, fam)} : verdict\n\t\tflags interval\n"
-                + _elements_block(items)
-                + "\t}\n"
-            )
+            for ranged in (False, True):
+                name = map_name(kind, fam, ranged)
+                items = [e.render() for e in maps.get(name, [])]
+                flags = "\t\tflags interval\n" if ranged else ""
+                t.append(
+                    f"\tmap {name} {{\n\t\ttype {_map_type(kind, fam)} : verdict\n{flags}"
+                    + _elements_block(items)
+                    + "\t}\n"
+                )
     for i in range(len(policy.flows)):
         t.append(f"\tchain flow_{i} {{\n\t\tcounter accept\n\t}}\n")
 
@@ -266,7 +283,7 @@ def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
     fwd = ["\tchain policy_fwd {\n"]
     for fam in (4, 6):
         for kind in FORWARD_KINDS:
-            fwd.append(f"\t\t{_lookup(kind, fam)}\n")
+            fwd.append(f"\t\t{_lookup(kind, fam)}\n\t\t{_lookup(kind, fam, ranged=True)}\n")
     fwd.append("\t\tgoto deny\n\t}\n")
     t.extend(fwd)
 
@@ -274,7 +291,7 @@ def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
     for fam, ip in ((4, "ip"), (6, "ip6")):
         pin.append(f"\t\tmeta l4proto {{ tcp, udp }} {ip} daddr . iifname @dns{fam} ct original proto-dst 53 accept\n")
     for fam in (4, 6):
-        pin.append(f"\t\t{_lookup(GrantKind.TO_HOST, fam)}\n")
+        pin.append(f"\t\t{_lookup(GrantKind.TO_HOST, fam)}\n\t\t{_lookup(GrantKind.TO_HOST, fam, ranged=True)}\n")
     pin.append("\t\tgoto deny\n\t}\n")
     t.extend(pin)
 

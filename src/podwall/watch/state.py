@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from podwall.model import Container, Inventory, IPAddress, Network
-from podwall.nft.compile import FAMILY, MAP_KEYS, TABLE, Element, Ruleset, elements, map_name
+from podwall.nft.compile import FAMILY, MAP_KEYS, TABLE, Element, Ruleset, elements, map_name, point_indexes
 from podwall.policy.schema import Policy
 from podwall.policy.semantics import Endpoint, GrantKind, Resolved, grants, resolve
 
@@ -59,13 +59,7 @@ Change = Upsert | Down | Remove
 
 def _point_indexes() -> dict[str, tuple[int, ...]]:
     """For each map: which key fields are single addresses (the grouping key of `elements`)."""
-    out: dict[str, tuple[int, ...]] = {}
-    for kind, fields in MAP_KEYS.items():
-        ranged = {GrantKind.C2NET: "daddr", GrantKind.NET2C: "saddr"}.get(kind)
-        idx = tuple(i for i, f in enumerate(fields) if f in ("saddr", "daddr") and f != ranged)
-        for fam in (4, 6):
-            out[map_name(kind, fam)] = idx
-    return out
+    return point_indexes()
 
 
 POINTS = _point_indexes()
