@@ -11,32 +11,16 @@ import os
 
 from podwall.errors import EnvironmentProblem
 from podwall.model import Container, NetMode
+from podwall.probe.netns import NsId, host_netns_ids
 
 
 class NetnsError(EnvironmentProblem):
     """A container's network namespace cannot be used: not running, gone, or the host's own."""
 
 
-def _ns_id(path: str) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
-def host_netns_ids() -> frozenset[tuple[int, int]]:
-    """(dev, inode) of the namespaces that count as "the host".
-
-    PID 1 may not be init in a sandbox or container, so podwall's own namespace counts too.
-    """
-    ids = {_ns_id("/proc/self/ns/net")}
-    try:
-        ids.add(_ns_id("/proc/1/ns/net"))
-    except OSError:
-        pass  # hidepid, or another pid namespace: our own namespace is still refused
-    return frozenset(ids)
-
-
 def is_host_netns(path: str) -> bool:
-    return _ns_id(path) in host_netns_ids()
+    """True when `path` is the host's own namespace (the same check the prober runs on its descriptor)."""
+    return NsId.of_stat(os.stat(path)) in host_netns_ids()
 
 
 def candidate_path(c: Container) -> str | None:
