@@ -142,7 +142,7 @@ def render(
     """The matrix, the legend, every wrong cell spelled out, and the summary line."""
     rows, cols, marks = grid(pairs)
     table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False)
-    table.add_column(Text("from \\ to"), no_wrap=True, style="bold")
+    table.add_column(Text("from \\ to"), no_wrap=True, style="bold", min_width=max(map(len, rows), default=9))
     for col in cols:
         dest, _, portproto = col.rpartition(":")
         # Text, not str: names like "db[ll]" must never be read as rich markup
@@ -209,7 +209,7 @@ def render_compact(pairs: Sequence[Pair], title: str | None = "connectivity: row
     rows, cols, texts = compact_grid(pairs)
     table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False,
                   title_justify="left")
-    table.add_column(Text("from \\ to"), no_wrap=True, style="bold")
+    table.add_column(Text("from \\ to"), no_wrap=True, style="bold", min_width=max(map(len, rows), default=9))
     for col in cols:
         table.add_column(Text(col), justify="center", no_wrap=True)
     for row in rows:

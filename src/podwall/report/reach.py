@@ -32,7 +32,7 @@ def render(pairs: Sequence[Pair], title: str = "reachable today: rows = from, co
         if r.verdict == Verdict.ALLOW:
             open_ports.setdefault(pos, set()).add((c.port, c.proto))
     t = Table(title=Text(title), box=box.SIMPLE_HEAD, title_justify="left", show_lines=False, pad_edge=False)
-    t.add_column(Text("from \\ to"), no_wrap=True, style="bold")
+    t.add_column(Text("from \\ to"), no_wrap=True, style="bold", min_width=max(map(len, rows), default=9))
     for col in cols:
         t.add_column(Text(col), justify="center", no_wrap=True)
     for row in rows:
