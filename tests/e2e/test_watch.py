@@ -144,8 +144,9 @@ class Daemon:
         raise AssertionError(f"no matching log line within {timeout}s:\n{self.log.read_text()[-4000:]}")
 
     def granted(self, container: str, timeout: float = 15.0) -> dict[str, Any]:
-        return self.wait_for(lambda d: d.get("decision") == "grant" and container in d.get("container", []),
-                             timeout)
+        return self.wait_for(
+            lambda d: d.get("decision") == "grant" and container in d.get("container", []), timeout
+        )
 
 
 def start_daemon(policy: Path, tmp: Path, *extra: str) -> Daemon:
@@ -153,9 +154,22 @@ def start_daemon(policy: Path, tmp: Path, *extra: str) -> Daemon:
     log = tmp / f"watch-{port}.log"
     fh = open(log, "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "podwall", "watch", "-f", str(policy), "--metrics", f"127.0.0.1:{port}",
-         "--log-format", "json", *extra],
-        stdout=fh, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        [
+            sys.executable,
+            "-m",
+            "podwall",
+            "watch",
+            "-f",
+            str(policy),
+            "--metrics",
+            f"127.0.0.1:{port}",
+            "--log-format",
+            "json",
+            *extra,
+        ],
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
     )
     fh.close()
     d = Daemon(proc, log, policy, port)
@@ -187,11 +201,13 @@ def watched(scenario: Scenario, nft_lock: None, tmp_path: Path) -> Iterator[tupl
         delete_table()
 
 
-def probe_while_starting(sc: Scenario, name: str, mac: str, targets: list[str], seconds: float,
-                         *run_opts: str) -> tuple[list[dict[str, Any]], float]:
+def probe_while_starting(
+    sc: Scenario, name: str, mac: str, targets: list[str], seconds: float, *run_opts: str
+) -> tuple[list[dict[str, Any]], float]:
     """Start container `name` while a prober waits for its namespace; returns attempts and the start time."""
-    prober = subprocess.Popen([sys.executable, "-c", PROBER_SRC, mac, str(seconds), *targets],
-                              stdout=subprocess.PIPE, text=True)
+    prober = subprocess.Popen(
+        [sys.executable, "-c", PROBER_SRC, mac, str(seconds), *targets], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert prober.stdout is not None
         assert "ready" in json.loads(prober.stdout.readline())
@@ -208,15 +224,17 @@ def probe_while_starting(sc: Scenario, name: str, mac: str, targets: list[str], 
 
 
 def test_new_container_is_allowed_fast_and_never_reaches_what_it_must_not(
-        watched: tuple[Scenario, Daemon]) -> None:
+    watched: tuple[Scenario, Daemon],
+) -> None:
     sc, d = watched
     p = sc.prefix
     sc.run("other", "--network", f"{p}-net", listen=(8080,))  # managed, in no workload
     sc.wait_listening(sc.n("other"), 8080)
     api, other = sc.ip(sc.n("api")), sc.ip(sc.n("other"))
     allowed, forbidden = f"{api}:8080", [f"{api}:22", f"{other}:8080"]
-    attempts, _ = probe_while_starting(sc, "web1", "02:50:77:00:00:01", [allowed, *forbidden], 2.5,
-                                       "--network", f"{p}-net")
+    attempts, _ = probe_while_starting(
+        sc, "web1", "02:50:77:00:00:01", [allowed, *forbidden], 2.5, "--network", f"{p}-net"
+    )
     assert len(attempts) > 50, f"the probe loop is not tight: {_summary(attempts)}"
     leaks = [a for a in attempts if a["target"] in forbidden and a["r"] in REACHED]
     assert not leaks, leaks[:5]
@@ -226,8 +244,10 @@ def test_new_container_is_allowed_fast_and_never_reaches_what_it_must_not(
     up = min(a["t"] for a in attempts if a["r"] not in ("ENETUNREACH", "EADDRNOTAVAIL"))
     first_ok = min(a["t"] for a in ok)
     grant = d.granted(sc.n("web1"))
-    print(f"\nnetwork up → allowed as seen from inside: {(first_ok - up) * 1000:.1f} ms; daemon: event → "
-          f"enforced {grant['latency_ms']} ms (delivered by {grant['source']} in {grant['delivered_ms']} ms)")
+    print(
+        f"\nnetwork up → allowed as seen from inside: {(first_ok - up) * 1000:.1f} ms; daemon: event → "
+        f"enforced {grant['latency_ms']} ms (delivered by {grant['source']} in {grant['delivered_ms']} ms)"
+    )
     assert grant["latency_ms"] < 250, grant  # goal 100 ms; headroom for a loaded CI machine
     assert first_ok - up < 0.5
     # and after start-up, still nothing but the flow
@@ -268,8 +288,9 @@ def test_a_reused_ip_inherits_nothing(watched: tuple[Scenario, Daemon]) -> None:
     assert reachable(sc.pid(sc.n("web1")), api, 8080)
     podman("rm", "-f", "-t", "0", sc.n("web1"))
     # the same address, now for a container in no workload: denied from its first packet on
-    attempts, _ = probe_while_starting(sc, "stray", "02:50:77:00:00:02", [f"{api}:8080"], 1.5,
-                                       "--network", f"{p}-net", "--ip", reused)
+    attempts, _ = probe_while_starting(
+        sc, "stray", "02:50:77:00:00:02", [f"{api}:8080"], 1.5, "--network", f"{p}-net", "--ip", reused
+    )
     assert sc.ip(sc.n("stray")) == reused
     assert attempts and not [a for a in attempts if a["r"] in REACHED], attempts[:5]
     c2c = nft("list", "map", "inet", "podwall", "c2c4").stdout
@@ -331,11 +352,17 @@ def test_metrics_are_served_on_loopback(watched: tuple[Scenario, Daemon]) -> Non
     d.granted(sc.n("web1"))
     assert reachable(sc.pid(sc.n("web1")), sc.ip(sc.n("api")), 8080)
     body = urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=5).read().decode()
-    for needle in ('podwall_containers{workload="web"} 1.0', 'podwall_containers{workload="api"} 1.0',
-                   'podwall_set_elements{set="c2c4"} 1.0', "podwall_event_enforce_seconds_bucket",
-                   'podwall_flow_accepts_total{desc="web -> api 8080/tcp",flow="0"}',
-                   "podwall_denied_packets_total", "podwall_resyncs_total", "podwall_restores_total",
-                   "podwall_last_error_timestamp_seconds"):
+    for needle in (
+        'podwall_containers{workload="web"} 1.0',
+        'podwall_containers{workload="api"} 1.0',
+        'podwall_set_elements{set="c2c4"} 1.0',
+        "podwall_event_enforce_seconds_bucket",
+        'podwall_flow_accepts_total{desc="web -> api 8080/tcp",flow="0"}',
+        "podwall_denied_packets_total",
+        "podwall_resyncs_total",
+        "podwall_restores_total",
+        "podwall_last_error_timestamp_seconds",
+    ):
         assert needle in body, needle
     accepts = [ln for ln in body.splitlines() if ln.startswith("podwall_flow_accepts_total{")]
     assert float(accepts[0].split()[-1]) >= 1

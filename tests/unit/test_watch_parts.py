@@ -1,4 +1,4 @@
-"""The daemon's small parts: events file tail (inotify), sd_notify, decision logs, --metrics, the unit file."""
+"""The daemon's small parts: the events file tail (inotify), sd_notify, logs, --metrics, the unit file."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ from podwall.watch.notify import sd_notify
 from podwall.watch.sources import EventsFileTail, Item, Received
 from tests.conftest import ROOT, require_or_fail
 
-EV = ('{{"ID":"{id}","Name":"c{id}","Status":"start","Time":"2026-12-03T17:09:57.858769764Z",'
-      '"Type":"container","Attributes":{{}}}}\n')
+EV = (
+    '{{"ID":"{id}","Name":"c{id}","Status":"start","Time":"2026-12-03T17:09:57.858769764Z",'
+    '"Type":"container","Attributes":{{}}}}\n'
+)
 
 
 def _collect(q: queue.Queue[Item], n: int, timeout: float = 3.0) -> list[Received]:
@@ -91,7 +93,7 @@ def test_sd_notify_sends_a_datagram(tmp_path: Path) -> None:
 def test_decision_log_text_quotes_hostile_values_and_json_is_one_object_per_line() -> None:
     buf = io.StringIO()
     log = DecisionLog("text", buf)
-    log("grant", container=['evil name\nrevoke container=x'], addresses=["10.0.0.2"], latency_ms=12.5)
+    log("grant", container=["evil name\nrevoke container=x"], addresses=["10.0.0.2"], latency_ms=12.5)
     line = buf.getvalue()
     assert line.count("\n") == 1 and " grant " in line and "latency_ms=12.5" in line
     assert 'container="evil name\\nrevoke container=x"' in line

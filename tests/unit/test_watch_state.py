@@ -91,21 +91,28 @@ class World:
 
     def connect(self, cid: str, net: str, *addrs: str) -> None:
         c = self.containers[cid]
-        att = Attachment(net, ipv4=tuple(ip.IPv4Address(a) for a in addrs if ":" not in a),
-                         ipv6=tuple(ip.IPv6Address(a) for a in addrs if ":" in a))
+        att = Attachment(
+            net,
+            ipv4=tuple(ip.IPv4Address(a) for a in addrs if ":" not in a),
+            ipv6=tuple(ip.IPv6Address(a) for a in addrs if ":" in a),
+        )
         self.containers[cid] = dataclasses.replace(c, networks=(*c.networks, att))
         self._event("network", "connect", c, network=net)
 
     def disconnect(self, cid: str, net: str) -> None:
         c = self.containers[cid]
-        self.containers[cid] = dataclasses.replace(c, networks=tuple(a for a in c.networks if a.network != net))
+        self.containers[cid] = dataclasses.replace(
+            c, networks=tuple(a for a in c.networks if a.network != net)
+        )
         self._event("network", "disconnect", c, network=net)
 
     def inspect(self, cid: str) -> Container | None:
         return self.containers.get(cid)
 
     def inventory(self) -> Inventory:
-        return Inventory(containers=tuple(sorted(self.containers.values(), key=lambda c: c.name)), networks=NETS)
+        return Inventory(
+            containers=tuple(sorted(self.containers.values(), key=lambda c: c.name)), networks=NETS
+        )
 
 
 class SimTable:
@@ -164,7 +171,9 @@ def replay(world: World, state: WatchState, table: SimTable, start: int) -> tupl
 
 
 def pod_member(name: str, pod: str, labels: dict[str, str] | None = None) -> Container:
-    return dataclasses.replace(container(name, labels=labels), network_mode=NetMode.POD, mode_target=pod, pod=pod)
+    return dataclasses.replace(
+        container(name, labels=labels), network_mode=NetMode.POD, mode_target=pod, pod=pod
+    )
 
 
 @pytest.mark.parametrize("batch", [1, 3, 1000])
@@ -181,7 +190,9 @@ def test_replaying_events_converges_to_a_full_compile(batch: int) -> None:
         lambda: w.run(container("u1", ("plain", "10.88.0.5"))),
         lambda: w.run(container("web-2", ("front", "10.89.1.6"))),
         # a pod: the infra owns the namespace, members bring workloads (union: web + api)
-        lambda: w.run(dataclasses.replace(container("p1-infra", ("front", "10.89.1.7")), pod="p1", infra=True)),
+        lambda: w.run(
+            dataclasses.replace(container("p1-infra", ("front", "10.89.1.7")), pod="p1", infra=True)
+        ),
         lambda: w.run(pod_member("web-pod", "p1")),
         lambda: w.run(pod_member("helper", "p1", {"app": "api"})),
         # web stops; its address is reused by a stray container before web's remove arrives
@@ -241,25 +252,35 @@ def test_lines_delete_robustly_and_touch_only_the_changed_container() -> None:
     lines = delta.lines()
     # every delete is preceded by an add of the same elements (nft 1.0.6 has no destroy)
     dels = [i for i, line in enumerate(lines) if line.startswith("delete")]
-    assert dels and all(lines[i - 1].replace("add", "delete", 1).split(" { ")[0] == lines[i].split(" { ")[0]
-                        for i in dels)
+    assert dels and all(
+        lines[i - 1].replace("add", "delete", 1).split(" { ")[0] == lines[i].split(" { ")[0] for i in dels
+    )
     assert len(delta.delete) == 20 * 2 + 1 + 1 + 1  # web↔web both ways, → api, world → it, → host
     assert delta.delete_managed == ("10.89.1.99",)
 
 
 def test_event_parsing_and_actions() -> None:
-    line = ('{"ID":"abc","Image":"x","Name":"web","Status":"init","Time":"2026-12-03T17:09:57.858769764Z",'
-            '"Type":"container","Attributes":{"app":"web"}}')
+    line = (
+        '{"ID":"abc","Image":"x","Name":"web","Status":"init","Time":"2026-12-03T17:09:57.858769764Z",'
+        '"Type":"container","Attributes":{"app":"web"}}'
+    )
     ev = parse_event(line)
     assert isinstance(ev, Event) and ev.action is Action.REFRESH and ev.name == "web"
     assert abs(ev.time - 1796317797.858769764) < 1e-6
-    net = parse_event('{"ID":"abc","Name":"web","network":"podman","Status":"connect",'
-                      '"Time":"2026-12-03T17:09:58.157038246Z","Type":"network","Attributes":null}')
+    net = parse_event(
+        '{"ID":"abc","Name":"web","network":"podman","Status":"connect",'
+        '"Time":"2026-12-03T17:09:58.157038246Z","Type":"network","Attributes":null}'
+    )
     assert net is not None and net.action is Action.REFRESH and net.network == "podman"
-    assert parse_event('{"Type":"container","Status":"died","ID":"a","Time":"2026-12-03T17:09:58Z"}').action \
-        is Action.DOWN  # type: ignore[union-attr]
-    assert parse_event('{"Type":"network","Status":"create","Name":"n","Time":"2026-12-03T17:09:58Z"}').action \
-        is Action.RESYNC  # type: ignore[union-attr]
+    assert (
+        parse_event('{"Type":"container","Status":"died","ID":"a","Time":"2026-12-03T17:09:58Z"}').action
+        is Action.DOWN
+    )  # type: ignore[union-attr]
+    assert (
+        parse_event('{"Type":"network","Status":"create","Name":"n","Time":"2026-12-03T17:09:58Z"}').action
+        is Action.RESYNC
+    )  # type: ignore[union-attr]
     assert parse_event("not json") is None and parse_event("[]") is None
-    assert parse_event('{"Type":"image","Status":"pull","Time":"2026-12-03T17:09:58Z"}').action \
-        is Action.IGNORE  # type: ignore[union-attr]
+    assert (
+        parse_event('{"Type":"image","Status":"pull","Time":"2026-12-03T17:09:58Z"}').action is Action.IGNORE
+    )  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ removed on exit (SIGTERM or kill -9).
 
 from __future__ import annotations
 
+import functools
 import queue
 import signal
 import threading
@@ -18,6 +19,7 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -71,8 +73,14 @@ class _Flags:
 
 
 class Watcher:
-    def __init__(self, opts: Options, loaded: LoadedPolicy, adapters: Adapters, log: DecisionLog,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        opts: Options,
+        loaded: LoadedPolicy,
+        adapters: Adapters,
+        log: DecisionLog,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.opts = opts
         self.loaded = loaded
         self.ad = adapters
@@ -90,6 +98,7 @@ class Watcher:
         self.last_event = 0.0  # monotonic: last container/network event
         self.resync_due = False
         self.tail: EventsFileTail | None = None
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inspect")
         self.stream: PodmanEventStream | None = None
 
     # ---- signals ---------------------------------------------------------------------------------------
@@ -137,10 +146,18 @@ class Watcher:
         if cut:
             self.metrics.cut.inc(cut)
         rs = plan.ruleset
-        self.log("apply", reason=why, policy=loaded.path, sha256=loaded.short_hash, flows=rs.flow_count,
-                 elements=rs.element_count, containers=sum(1 for c in plan.resolved.inventory.containers
-                                                           if c.running), networks_created=created or None,
-                 connections_cut=cut, took_ms=round((time.monotonic() - t0) * 1000, 1))
+        self.log(
+            "apply",
+            reason=why,
+            policy=loaded.path,
+            sha256=loaded.short_hash,
+            flows=rs.flow_count,
+            elements=rs.element_count,
+            containers=sum(1 for c in plan.resolved.inventory.containers if c.running),
+            networks_created=created or None,
+            connections_cut=cut,
+            took_ms=round((time.monotonic() - t0) * 1000, 1),
+        )
 
     # ---- the loop --------------------------------------------------------------------------------------
 
@@ -161,12 +178,15 @@ class Watcher:
             except queue.Empty:
                 pass
             if items:
-                self.guarded("events", lambda: self.handle(items))
+                self.guarded("events", functools.partial(self.handle, items))
             now = time.monotonic()
-            if self.resync_due or now >= next_resync:
+            # A timer resync reads everything (about a second under churn): while events flow, the stream
+            # is evidently alive, so it waits for a quiet moment, at most one more period.
+            busy = now - self.last_event < 1.0 and now < next_resync + self.opts.resync_seconds
+            if self.resync_due or (now >= next_resync and not busy):
                 reason = "stream" if self.resync_due else "timer"
                 self.resync_due = False
-                self.guarded("resync", lambda: self.resync(reason))
+                self.guarded("resync", functools.partial(self.resync, reason))
                 next_resync = time.monotonic() + self.opts.resync_seconds
             if now >= next_drift:
                 self.guarded("drift", self.check_drift)
@@ -191,6 +211,7 @@ class Watcher:
         """SIGTERM: stop following events and leave the table exactly as it is."""
         self.ad.notify("STOPPING=1")
         self.stop_sources.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
         if self.stream is not None:
             self.stream.close()
         self.log("stop", table="left in place")
@@ -214,9 +235,11 @@ class Watcher:
                 self.resync_due = True
             elif isinstance(it, Received) and self._new(it.event):
                 events.append(it)
-        changes: list[Change] = []
-        cache: dict[str, Container | None] = {}
-        handled: list[Received] = []
+        # Revocations first, in their own batch: they need no podman call, so a slow inspect (podman waits
+        # on container locks under churn) never delays taking an address's rights away.
+        downs: list[Change] = []
+        down_handled: list[Received] = []
+        refresh: list[Received] = []
         for rec in events:
             ev = rec.event
             action = ev.action
@@ -226,30 +249,42 @@ class Watcher:
             self.last_event = time.monotonic()
             if action is Action.POD:
                 self.ad.pod_event(ev.id, ev.name, ev.status)
-                continue
-            if action is Action.RESYNC:
+            elif action is Action.RESYNC:
                 self.resync_due = True
-                continue
-            if action is Action.REFRESH and ev.id in cache:
-                pass  # one inspect per container per batch: it shows the newest state
-            elif action is Action.REFRESH and self.inspected_at.get(ev.id, 0.0) > ev.time:
-                handled.append(rec)  # an inspect begun after this event already saw its effect
-                continue
             elif action is Action.REFRESH:
-                self.inspected_at[ev.id] = time.time()
-                cache[ev.id] = self.ad.inspect(ev.id)
-            elif action is Action.REMOVE:
-                self.inspected_at.pop(ev.id, None)
-            ch = change_for(action, ev.id, lambda cid: cache[cid])
+                refresh.append(rec)
+            else:
+                if action is Action.REMOVE:
+                    self.inspected_at.pop(ev.id, None)
+                ch = change_for(action, ev.id, lambda cid: None)
+                if ch is not None:
+                    downs.append(ch)
+                    down_handled.append(rec)
+        if down_handled:
+            new_state, delta = update(self.state, downs)
+            self.commit(new_state, delta, down_handled)
+        if not refresh:
+            return
+        # A grant reflects the container as it is *now*, so it may follow the revocations above. One
+        # inspect per container, all of the batch's in parallel; none for an event that an inspect begun
+        # after it has already seen.
+        handled = [r for r in refresh if self.inspected_at.get(r.event.id, 0.0) <= r.event.time]
+        skipped = [r for r in refresh if r not in handled]
+        ids = list(dict.fromkeys(r.event.id for r in handled))
+        began = time.time()
+        for cid in ids:
+            self.inspected_at[cid] = began
+        found = dict(zip(ids, self.pool.map(self.ad.inspect, ids), strict=True))
+        changes: list[Change] = []
+        for cid in ids:
+            ch = change_for(Action.REFRESH, cid, found.__getitem__)
             if isinstance(ch, Upsert) and self._unknown_network(ch.container):
                 self.resync_due = True  # Podman < 5.3 logs no network create: a full apply learns it
             if ch is not None:
                 changes.append(ch)
-                handled.append(rec)
-        if not handled:
-            return
+        assert self.state is not None
         new_state, delta = update(self.state, changes)
-        self.commit(new_state, delta, handled)
+        self.commit(new_state, delta, handled + skipped)
 
     def _unknown_network(self, c: Container) -> bool:
         assert self.state is not None
@@ -272,32 +307,46 @@ class Watcher:
             self.metrics.batches.inc()
         self.state = new_state
         done = time.time()
+        if handled:
+            # netavark changes its own rules as containers come and go: that is not a netavark restart
+            self.fingerprint = self.ad.netavark_fingerprint() or self.fingerprint
         for rec in handled:
             self.metrics.latency.observe(max(0.0, done - rec.event.time))
         first = min(handled, key=lambda r: r.event.time) if handled else None
-        timing: dict[str, object] = {}
+        timing: dict[str, Any] = {}
         if first is not None:
             # latency: Podman's event timestamp → committed; delivered: how much of it the source took
-            timing = {"event": first.event.status, "source": first.source,
-                      "latency_ms": round(max(0.0, done - first.event.time) * 1000, 1),
-                      "delivered_ms": round(max(0.0, first.at - first.event.time) * 1000, 1)}
+            timing = {
+                "event": first.event.status,
+                "source": first.source,
+                "latency_ms": round(max(0.0, done - first.event.time) * 1000, 1),
+                "delivered_ms": round(max(0.0, first.at - first.event.time) * 1000, 1),
+            }
         if delta.empty:
             return
         self.snapshot = self.nft.snapshot()  # our own commit is never drift
         self._save_state_snapshot()
         names = {ep.key for ep in delta.granted}
         for ep in delta.granted:
-            self.log("grant", container=list(ep.containers), workloads=sorted(ep.workloads) or ["unmatched"],
-                     addresses=[str(a) for a in ep.addresses],
-                     elements=sum(1 for _, e in delta.add if set(e.key) & {str(a) for a in ep.addresses}),
-                     **timing)
+            self.log(
+                "grant",
+                container=list(ep.containers),
+                workloads=sorted(ep.workloads) or ["unmatched"],
+                addresses=[str(a) for a in ep.addresses],
+                elements=sum(1 for _, e in delta.add if set(e.key) & {str(a) for a in ep.addresses}),
+                **timing,
+            )
         for ep in delta.revoked:
             if ep.key in names:
                 continue
-            self.log("revoke", container=list(ep.containers), workloads=sorted(ep.workloads) or ["unmatched"],
-                     addresses=[str(a) for a in ep.addresses],
-                     elements=sum(1 for _, e in delta.delete if set(e.key) & {str(a) for a in ep.addresses}),
-                     **timing)
+            self.log(
+                "revoke",
+                container=list(ep.containers),
+                workloads=sorted(ep.workloads) or ["unmatched"],
+                addresses=[str(a) for a in ep.addresses],
+                elements=sum(1 for _, e in delta.delete if set(e.key) & {str(a) for a in ep.addresses}),
+                **timing,
+            )
         if delta.delete:
             cut = self.ad.revoke_touched(new_state.resolved, delta.touched)
             if cut:
@@ -330,7 +379,9 @@ class Watcher:
         for c in inv.containers:
             self.inspected_at[c.id] = started
         if not delta.empty:
-            self.log("resync", level="warning", reason=reason, added=len(delta.add), deleted=len(delta.delete))
+            self.log(
+                "resync", level="warning", reason=reason, added=len(delta.add), deleted=len(delta.delete)
+            )
         self.commit(new_state, delta, [])
 
     def restore(self, why: str) -> None:
@@ -350,15 +401,21 @@ class Watcher:
         netavark_changed = fp is not None and self.fingerprint is not None and fp != self.fingerprint
         if snap is None or snap != self.snapshot:
             what = "table inet podwall is missing" if snap is None else "table inet podwall was changed"
-            cause = ("the ruleset was flushed or reloaded (netavark's rules changed too)" if netavark_changed
-                     else "tampering with podwall's table (netavark's rules untouched)")
+            cause = (
+                "the ruleset was flushed or reloaded (netavark's rules changed too)"
+                if netavark_changed
+                else "tampering with podwall's table (netavark's rules untouched)"
+            )
             self.log("drift", level="warning", found=what, cause=cause)
             self.restore(f"{'missing' if snap is None else 'changed'}: {cause}")
             return
         if netavark_changed and time.monotonic() - self.last_event > QUIET_SECONDS:
             self.metrics.netavark.inc()
-            self.log("netavark", reason="netavark's rules changed (a netavark restart or network reload); "
-                     "table inet podwall intact, nothing to do")
+            self.log(
+                "netavark",
+                reason="netavark's rules changed (a netavark restart or network reload); "
+                "table inet podwall intact, nothing to do",
+            )
         if fp is not None:
             self.fingerprint = fp
 
@@ -369,13 +426,19 @@ class Watcher:
         except InputError as exc:
             msgs = [p.render() for p in exc.problems]
             self.metrics.error("reload", "; ".join(msgs))
-            self.log("reload", level="error", result="refused: invalid policy, the old one stays", errors=msgs)
+            self.log(
+                "reload", level="error", result="refused: invalid policy, the old one stays", errors=msgs
+            )
             return
         try:
             self.full_apply("reload", loaded)
         except PodwallError as exc:
             self.metrics.error("reload", str(exc))
-            self.log("reload", level="error", result="refused: apply failed, the old policy stays",
-                     errors=[str(exc)])
+            self.log(
+                "reload",
+                level="error",
+                result="refused: apply failed, the old policy stays",
+                errors=[str(exc)],
+            )
             return
         self.log("reload", result="applied", sha256=loaded.short_hash)

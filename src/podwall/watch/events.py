@@ -89,7 +89,7 @@ def parse_time(value: object) -> float | None:
     m = _FRACTION.search(text)
     if m:
         frac = float("0." + m.group(1))
-        text = text[: m.start()] + text[m.end():]
+        text = text[: m.start()] + text[m.end() :]
     text = text.replace("Z", "+00:00")
     try:
         stamp = dt.datetime.fromisoformat(text)

@@ -22,8 +22,12 @@ _NO_SUCH = ("no such container", "no container with name or id", "no such object
 class Inspector:
     """`podman container inspect ID` → Container, named like read_inventory names it (pod names, not ids)."""
 
-    def __init__(self, podman: str = "podman", rootless: bool = False,
-                 names_by_id: Callable[[], Mapping[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        podman: str = "podman",
+        rootless: bool = False,
+        names_by_id: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
         self.podman = podman
         self.rootless = rootless
         self.names_by_id = names_by_id or (lambda: {})
@@ -53,11 +57,13 @@ class Inspector:
         return self.pods.get(pod_id)
 
     def __call__(self, cid: str) -> Container | None:
-        cp = proc.run([self.podman, "container", "inspect", cid], check=False)
+        cp = proc.run([self.podman, "container", "inspect", cid], check=False, timeout=15)
         if cp.returncode != 0:
             if any(s in (cp.stderr or "").lower() for s in _NO_SUCH):
                 return None
-            raise EnvironmentProblem(f"podman container inspect {cid[:12]}: {(cp.stderr or '').strip()[:300]}")
+            raise EnvironmentProblem(
+                f"podman container inspect {cid[:12]}: {(cp.stderr or '').strip()[:300]}"
+            )
         items = decode_json(cp.stdout, "podman container inspect").seq()
         if not items:
             return None
@@ -66,8 +72,9 @@ class Inspector:
         pod = self._pod_name(j["Pod"].text())
         pid = j["State"]["Pid"].integer(0)
         ifs = interfaces_by_mac(pid) if pid > 0 else {}
-        return parse_container(j, {full_id: pod} if pod else {}, self.names_by_id(), rootless=self.rootless,
-                               interfaces=ifs)
+        return parse_container(
+            j, {full_id: pod} if pod else {}, self.names_by_id(), rootless=self.rootless, interfaces=ifs
+        )
 
 
 def revoke_touched(res: Resolved, touched: Iterable[str]) -> int:

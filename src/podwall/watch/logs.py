@@ -23,8 +23,9 @@ class DecisionLog:
         stamp = dt.datetime.fromtimestamp(now if now is not None else dt.datetime.now().timestamp(), dt.UTC)
         ts = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         if self.fmt == "json":
-            return json.dumps({"ts": ts, "level": level, "decision": decision, **fields}, sort_keys=False,
-                              default=str)
+            return json.dumps(
+                {"ts": ts, "level": level, "decision": decision, **fields}, sort_keys=False, default=str
+            )
         parts = [ts, level.upper(), decision]
         for k, v in fields.items():
             if v is None or v == [] or v == "":

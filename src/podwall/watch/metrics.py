@@ -22,18 +22,24 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2
 
 
 class _Live(Collector):
-    def __init__(self, state: Callable[[], WatchState | None],
-                 counters: Callable[[], tuple[list[FlowCounter], int]],
-                 flow_names: Callable[[], list[str]]) -> None:
+    def __init__(
+        self,
+        state: Callable[[], WatchState | None],
+        counters: Callable[[], tuple[list[FlowCounter], int]],
+        flow_names: Callable[[], list[str]],
+    ) -> None:
         self.state = state
         self.counters = counters
         self.flow_names = flow_names
 
     def collect(self) -> Iterator[Any]:
         st = self.state()
-        per_wl = GaugeMetricFamily("podwall_containers", "Running containers per workload", labels=["workload"])
-        sizes = GaugeMetricFamily("podwall_set_elements", "Elements per nft set/map of table inet podwall",
-                                  labels=["set"])
+        per_wl = GaugeMetricFamily(
+            "podwall_containers", "Running containers per workload", labels=["workload"]
+        )
+        sizes = GaugeMetricFamily(
+            "podwall_set_elements", "Elements per nft set/map of table inet podwall", labels=["set"]
+        )
         if st is not None:
             running = {c.name for c in st.containers.values() if c.running or c.addresses}
             for wl, names in sorted(st.resolved.members.items()):
@@ -44,16 +50,18 @@ class _Live(Collector):
                 sizes.add_metric([name], len(addrs))
         yield per_wl
         yield sizes
-        accepts = CounterMetricFamily("podwall_flow_accepts", "New connections accepted per flow (nft counter)",
-                                      labels=["flow", "desc"])
+        accepts = CounterMetricFamily(
+            "podwall_flow_accepts", "New connections accepted per flow (nft counter)", labels=["flow", "desc"]
+        )
         denied = CounterMetricFamily("podwall_denied_packets", "Packets denied (or, in audit mode, logged)")
         try:
             flows, n_denied = self.counters()
         except PodwallError:
             flows, n_denied = [], None
-        names = self.flow_names()
+        flow_names = self.flow_names()
         for f in flows:
-            accepts.add_metric([str(f.flow), names[f.flow] if f.flow < len(names) else "?"], f.packets)
+            desc = flow_names[f.flow] if f.flow < len(flow_names) else "?"
+            accepts.add_metric([str(f.flow), desc], f.packets)
         yield accepts
         if n_denied is not None:
             denied.add_metric([], n_denied)
@@ -64,22 +72,29 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.latency = Histogram("podwall_event_enforce_seconds",
-                                 "From Podman's event timestamp to the nft commit that enforces it",
-                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.latency = Histogram(
+            "podwall_event_enforce_seconds",
+            "From Podman's event timestamp to the nft commit that enforces it",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.events = Counter("podwall_events", "Podman events handled", ["type", "status"], registry=r)
         self.batches = Counter("podwall_element_batches", "Incremental nft batches committed", registry=r)
         self.resyncs = Counter("podwall_resyncs", "Full resyncs", ["reason"], registry=r)
-        self.restores = Counter("podwall_restores", "Restores of a missing or changed table", ["reason"],
-                                registry=r)
-        self.netavark = Counter("podwall_netavark_changes", "netavark's rules changed while ours stayed intact",
-                                registry=r)
+        self.restores = Counter(
+            "podwall_restores", "Restores of a missing or changed table", ["reason"], registry=r
+        )
+        self.netavark = Counter(
+            "podwall_netavark_changes", "netavark's rules changed while ours stayed intact", registry=r
+        )
         self.errors = Counter("podwall_errors", "Errors", ["kind"], registry=r)
-        self.last_error_time = Gauge("podwall_last_error_timestamp_seconds", "When the last error happened",
-                                     registry=r)
+        self.last_error_time = Gauge(
+            "podwall_last_error_timestamp_seconds", "When the last error happened", registry=r
+        )
         self.last_error = Info("podwall_last_error", "The last error", registry=r)
-        self.last_apply = Gauge("podwall_last_full_apply_timestamp_seconds", "When the table was last loaded whole",
-                                registry=r)
+        self.last_apply = Gauge(
+            "podwall_last_full_apply_timestamp_seconds", "When the table was last loaded whole", registry=r
+        )
         self.cut = Counter("podwall_connections_cut", "Established connections cut (conntrack)", registry=r)
         self.server: Any = None
 
@@ -88,8 +103,12 @@ class Metrics:
         self.last_error_time.set(time.time())
         self.last_error.info({"kind": kind, "message": message[:500]})
 
-    def attach(self, state: Callable[[], WatchState | None], counters: Callable[[], tuple[list[FlowCounter], int]],
-               flow_names: Callable[[], list[str]]) -> None:
+    def attach(
+        self,
+        state: Callable[[], WatchState | None],
+        counters: Callable[[], tuple[list[FlowCounter], int]],
+        flow_names: Callable[[], list[str]],
+    ) -> None:
         self.registry.register(_Live(state, counters, flow_names))
 
     def serve(self, host: str, port: int) -> int:

@@ -19,8 +19,16 @@ def event_logger(podman: str = "podman") -> str:
     return cp.stdout.strip() if cp.returncode == 0 else ""
 
 
-def run_daemon(loaded: LoadedPolicy, *, policy_file: str, listen: tuple[str, int] | None, resync_seconds: float,
-               log_format: str, force: bool, events_file: Path | None) -> None:
+def run_daemon(
+    loaded: LoadedPolicy,
+    *,
+    policy_file: str,
+    listen: tuple[str, int] | None,
+    resync_seconds: float,
+    log_format: str,
+    force: bool,
+    events_file: Path | None,
+) -> None:
     from podwall.podman.networks import is_rootless
 
     log = DecisionLog(log_format)
@@ -45,19 +53,30 @@ def run_daemon(loaded: LoadedPolicy, *, policy_file: str, listen: tuple[str, int
         load_policy=load_policy,
         notify=sd_notify,
     )
-    w = Watcher(Options(policy_file=policy_file, resync_seconds=resync_seconds, force=force,
-                        events_file=events_file), loaded, adapters, log, metrics)
+    w = Watcher(
+        Options(policy_file=policy_file, resync_seconds=resync_seconds, force=force, events_file=events_file),
+        loaded,
+        adapters,
+        log,
+        metrics,
+    )
     holder.append(w)
     w.install_signals()
-    metrics.attach(lambda: w.state, env.nft.flow_counters,
-                   lambda: [enforce.describe_flow(w.loaded, i) for i in range(len(w.loaded.policy.flows))])
+    metrics.attach(
+        lambda: w.state,
+        env.nft.flow_counters,
+        lambda: [enforce.describe_flow(w.loaded, i) for i in range(len(w.loaded.policy.flows))],
+    )
     try:
         w.start()
         if listen is not None:
             port = metrics.serve(*listen)
             log("metrics", listen=f"{listen[0]}:{port}")
-        log("watching", events_file=str(events_file) if events_file else "none (podman events only)",
-            resync_seconds=resync_seconds)
+        log(
+            "watching",
+            events_file=str(events_file) if events_file else "none (podman events only)",
+            resync_seconds=resync_seconds,
+        )
         w.run()
     finally:
         w.shutdown()

@@ -141,8 +141,10 @@ class EventsFileTail(threading.Thread):
         try:
             ino = _Inotify()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            ino.watch(self.path.parent, IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE
-                      | IN_MOVED_FROM)
+            ino.watch(
+                self.path.parent,
+                IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM,
+            )
             self.inotify_ok = True
         except OSError:
             ino = None  # no inotify: fall back to a fast poll of the file
@@ -199,7 +201,9 @@ class PodmanEventStream(threading.Thread):
         # The child is started from this long-lived thread: PDEATHSIG fires when the forking thread exits.
         child = subprocess.Popen(  # noqa: S603 - argument list, no shell
             [exe, "events", "--format", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )
         self.child = child
         assert child.stdout is not None

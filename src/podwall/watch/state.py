@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from podwall.model import Container, Inventory, IPAddress, Network
-from podwall.nft.compile import FAMILY, MAP_KEYS, TABLE, Element, Ruleset, elements, map_name, point_indexes
+from podwall.nft.compile import FAMILY, TABLE, Element, Ruleset, elements, point_indexes
 from podwall.policy.schema import Policy
-from podwall.policy.semantics import Endpoint, GrantKind, Resolved, grants, resolve
+from podwall.policy.semantics import Endpoint, Resolved, grants, resolve
 
 MapElem = tuple[str, Element]  # (map name, element)
 MANAGED_SETS = ("managed4", "managed6")
@@ -106,7 +106,9 @@ class Delta:
         for name in sorted(dels):
             es = dels[name]
             out.append(f"add element {FAMILY} {TABLE} {name} {{ {', '.join(e.render() for e in es)} }}")
-            out.append(f"delete element {FAMILY} {TABLE} {name} {{ {', '.join(' . '.join(e.key) for e in es)} }}")
+            out.append(
+                f"delete element {FAMILY} {TABLE} {name} {{ {', '.join(' . '.join(e.key) for e in es)} }}"
+            )
         for set_name, addrs in _managed_by_set(self.delete_managed).items():
             out.append(f"add element {FAMILY} {TABLE} {set_name} {{ {', '.join(addrs)} }}")
             out.append(f"delete element {FAMILY} {TABLE} {set_name} {{ {', '.join(addrs)} }}")
@@ -114,7 +116,9 @@ class Delta:
             out.append(f"add element {FAMILY} {TABLE} {set_name} {{ {', '.join(addrs)} }}")
         adds = _by_map(self.add)
         for name in sorted(adds):
-            out.append(f"add element {FAMILY} {TABLE} {name} {{ {', '.join(e.render() for e in adds[name])} }}")
+            out.append(
+                f"add element {FAMILY} {TABLE} {name} {{ {', '.join(e.render() for e in adds[name])} }}"
+            )
         return out
 
 
@@ -174,8 +178,9 @@ class WatchState:
 
     @property
     def inventory(self) -> Inventory:
-        return Inventory(containers=tuple(sorted(self.containers.values(), key=lambda c: c.name)),
-                         networks=self.networks)
+        return Inventory(
+            containers=tuple(sorted(self.containers.values(), key=lambda c: c.name)), networks=self.networks
+        )
 
     def maps(self) -> dict[str, tuple[Element, ...]]:
         """Map name → sorted elements, only non-empty maps (the shape of Ruleset.maps, sorted)."""
@@ -215,11 +220,14 @@ def _owner_key(containers: Mapping[str, Container], ep: Endpoint) -> str | None:
     return next((k for k, c in containers.items() if c.name == ep.key), None)
 
 
-def _resolve_unique(policy: Policy, containers: dict[str, Container], networks: tuple[Network, ...],
-                    fresh: set[str]) -> Resolved:
+def _resolve_unique(
+    policy: Policy, containers: dict[str, Container], networks: tuple[Network, ...], fresh: set[str]
+) -> Resolved:
     """Resolve; an address held by two namespaces stays only with the freshly inspected one."""
     while True:
-        inv = Inventory(containers=tuple(sorted(containers.values(), key=lambda c: c.name)), networks=networks)
+        inv = Inventory(
+            containers=tuple(sorted(containers.values(), key=lambda c: c.name)), networks=networks
+        )
         res = resolve(policy, inv)
         holders: dict[IPAddress, list[Endpoint]] = defaultdict(list)
         for ep in res.endpoints:
@@ -240,8 +248,11 @@ def _resolve_unique(policy: Policy, containers: dict[str, Container], networks: 
                     continue
                 c = containers[k]
                 nets = tuple(
-                    dataclasses.replace(att, ipv4=tuple(x for x in att.ipv4 if x != a),
-                                        ipv6=tuple(x for x in att.ipv6 if x != a))
+                    dataclasses.replace(
+                        att,
+                        ipv4=tuple(x for x in att.ipv4 if x != a),
+                        ipv6=tuple(x for x in att.ipv6 if x != a),
+                    )
                     for att in c.networks
                 )
                 if nets != c.networks:
@@ -265,9 +276,12 @@ def update(state: WatchState, changes: Sequence[Change]) -> tuple[WatchState, De
 
     old_eps = {ep.key: ep for ep in state.resolved.endpoints}
     new_eps = {ep.key: ep for ep in res.endpoints}
-    changed = [k for k in old_eps.keys() | new_eps.keys()
-               if (old_eps.get(k) is None) != (new_eps.get(k) is None)
-               or (k in old_eps and k in new_eps and rights(old_eps[k]) != rights(new_eps[k]))]
+    changed = [
+        k
+        for k in old_eps.keys() | new_eps.keys()
+        if (old_eps.get(k) is None) != (new_eps.get(k) is None)
+        or (k in old_eps and k in new_eps and rights(old_eps[k]) != rights(new_eps[k]))
+    ]
     touched: set[IPAddress] = set()
     for k in changed:
         for ep in (old_eps.get(k), new_eps.get(k)):
@@ -294,10 +308,12 @@ def update(state: WatchState, changes: Sequence[Change]) -> tuple[WatchState, De
     for name, _ in delete:
         sizes[name] = sizes.get(name, 0) - 1
 
-    granted = tuple(new_eps[k] for k in sorted(changed) if k in new_eps and new_eps[k].addresses
-                    and new_eps[k].managed)
-    revoked = tuple(old_eps[k] for k in sorted(changed) if k in old_eps and old_eps[k].addresses
-                    and old_eps[k].managed)
+    granted = tuple(
+        new_eps[k] for k in sorted(changed) if k in new_eps and new_eps[k].addresses and new_eps[k].managed
+    )
+    revoked = tuple(
+        old_eps[k] for k in sorted(changed) if k in old_eps and old_eps[k].addresses and old_eps[k].managed
+    )
     delta = Delta(
         add=tuple(sorted(add)),
         delete=tuple(sorted(delete)),
