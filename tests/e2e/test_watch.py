@@ -249,7 +249,9 @@ def test_new_container_is_allowed_fast_and_never_reaches_what_it_must_not(
         f"enforced {grant['latency_ms']} ms (delivered by {grant['source']} in {grant['delivered_ms']} ms)"
     )
     assert grant["latency_ms"] < 250, grant  # goal 100 ms; headroom for a loaded CI machine
-    assert first_ok - up < 0.5
+    # seen from inside it also includes podman's own gap between network-up and the `init` event (~100 ms)
+    # and scheduling on a loaded 2-CPU machine; the latency goal itself is measured in bench/bench_watch.py
+    assert first_ok - up < 2.0
     # and after start-up, still nothing but the flow
     assert all(a["r"] in REACHED for a in ok[-3:])
 
