@@ -230,8 +230,8 @@ def live_environment() -> Environment:
     )
 
 
-def apply(loaded: LoadedPolicy, env: Environment, *, force: bool = False) -> tuple[Plan, int, list[str]]:
-    """Returns (plan, connections cut, networks created). Raises on any failure with nothing changed."""
+def apply(loaded: LoadedPolicy, env: Environment, *, force: bool = False) -> ApplyResult:
+    """Raises on any failure before the commit, with nothing changed; after it, problems become warnings."""
     inv = env.read_inventory()
     drift = network_drift(loaded, inv)
     weak = [d for d in drift if d.weakens]
@@ -261,17 +261,35 @@ def apply(loaded: LoadedPolicy, env: Environment, *, force: bool = False) -> tup
             except PodwallError:
                 pass  # best effort: the original error is what the user must see
         raise
-    snapshot = env.nft.snapshot() or ""
-    State(
-        policy_file=str(Path(loaded.path).resolve()),
-        sha256=loaded.sha256,
-        mode=loaded.policy.mode,
-        applied_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        snapshot=snapshot,
-        flows=[describe_flow(loaded, i) for i in range(len(loaded.policy.flows))],
-    ).save()
-    cut = env.revoke(plan.resolved)
-    return plan, cut, created
+    # Committed: from here on nothing may report failure for a ruleset that is live; problems are warnings.
+    warnings: list[str] = []
+    try:
+        snapshot = env.nft.snapshot() or ""
+        State(
+            policy_file=str(Path(loaded.path).resolve()),
+            sha256=loaded.sha256,
+            mode=loaded.policy.mode,
+            applied_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            snapshot=snapshot,
+            flows=[describe_flow(loaded, i) for i in range(len(loaded.policy.flows))],
+        ).save()
+    except (PodwallError, OSError) as exc:
+        warnings.append(f"the policy is loaded, but its state could not be recorded ({exc}): status will "
+                        "report drift")
+    try:
+        cut = env.revoke(plan.resolved)
+    except PodwallError as exc:
+        cut = 0
+        warnings.append(f"established connections that lost their right were NOT cut: {exc}")
+    return ApplyResult(plan, cut, created, warnings)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    cut: int
+    created: list[str]
+    warnings: list[str]
 
 
 def reset(nft: Nft) -> bool:

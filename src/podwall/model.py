@@ -132,6 +132,7 @@ class Network:
     isolate: str | None = None  # None, "true" or "strict" (the `isolate` option as given)
     ipv6: bool = False
     dns_enabled: bool = False
+    dns_tcp: bool = False  # aardvark-dns also listens on TCP 53 at the gateway (live: read from the host)
     interface: str | None = None  # the host bridge, e.g. podman1
     options: Mapping[str, str] = field(default_factory=frozen_map)
     kind: str = "network"  # network | compose-network | quadlet | shell

@@ -65,13 +65,20 @@ def test_shop_ruleset_by_hand() -> None:
     # the stray container is managed (on a managed bridge) and has no element at all
     assert "10.89.1.9 ." not in t and "10.89.1.9" in t  # in managed4 only
     # both managed bridges are default-deny by interface; the unmanaged one is not
-    assert '"podman1"' in t and '"podman2"' in t and '"podman0"' not in t
+    managed = t[t.index("set managed_ifaces"):t.index("set podman_ifaces")]
+    assert '"podman1"' in managed and '"podman2"' in managed and '"podman0"' not in managed
+    assert '"podman0"' in t[t.index("set podman_ifaces"):t.index("set managed4")]  # never `world`
     # base chains at filter - 10, reject last
     assert t.count("priority filter - 10; policy accept;") == 2
     assert "reject with icmpx admin-prohibited" in t
-    # ICMPv6 ND passes before anything else can deny it
+    # ICMPv6 ND passes before anything else can deny it; router advertisements from containers do not
     fwd = t[t.index("chain forward"):]
     assert fwd.index("nd-neighbor-solicit") < fwd.index("goto policy_fwd")
+    assert "nd-router-advert" not in t and "nd-redirect" not in t
+    # anti-spoofing before conntrack; mid-stream TCP never re-admitted
+    assert fwd.index("goto spoofed") < fwd.index("ct state established")
+    assert '"podman1" . 10.89.1.0/24' in t
+    assert t[t.index("chain policy_fwd"):].split("\n")[1].strip().endswith("!= syn goto deny")
 
 
 def test_rule_count_does_not_grow_with_flows() -> None:

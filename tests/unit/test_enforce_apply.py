@@ -66,7 +66,9 @@ def test_creates_missing_networks_compiles_checks_applies_and_revokes() -> None:
     inv = dataclasses.replace(shop(), networks=(network("front"), network("plain")))  # `back` is missing
     w = World(inv)
     nft = FakeNft()
-    plan, cut, created = enforce.apply(parse_policy_text(SHOP_POLICY, "p.yaml"), w.env(nft))
+    result = enforce.apply(parse_policy_text(SHOP_POLICY, "p.yaml"), w.env(nft))
+    created = result.created
+    assert result.warnings == []
     assert created == ["back"] and w.created == ["back"] and w.removed == []
     assert nft.checked == [nft.loaded] and nft.loaded and nft.loaded.startswith("table inet podwall\ndelete table")
     assert '"podman9"' in nft.loaded  # compiled with the real (created) network

@@ -68,7 +68,7 @@ def demo(keep: bool, timeout_ms: int) -> int:
             loaded = d.load_demo_policy()
             with enforce.lock():
                 made.table = True
-                p, _, _ = enforce.apply(loaded, enforce.live_environment())
+                p = enforce.apply(loaded, enforce.live_environment()).plan
             rs = p.ruleset
             say(f"loaded table inet podwall: {rs.flow_count} flows → {rs.element_count} map elements, "
                 f"{len(rs.sets['managed_ifaces'])} managed bridges; unmatched: {', '.join(p.resolved.unmatched) or '-'}")

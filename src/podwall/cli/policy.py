@@ -129,7 +129,10 @@ def apply(policy_file: str, yes: bool, force: bool, enable_br_netfilter: bool) -
         click.confirm("apply this policy?", abort=True)
     preflight(enable_br_netfilter)
     with enforce.lock():
-        p, cut, created = enforce.apply(loaded, enforce.live_environment(), force=force)
+        result = enforce.apply(loaded, enforce.live_environment(), force=force)
+    p, cut, created = result.plan, result.cut, result.created
+    for w in result.warnings:
+        out.print(f"[yellow]warning:[/yellow] {escape(w)}")
     for n in created:
         out.print(f"created network {escape(n)}")
     rs = p.ruleset

@@ -206,9 +206,13 @@ def _lookup(kind: GrantKind, family: int, ranged: bool = False) -> str:
     ip = "ip" if family == 4 else "ip6"
     expr = {"saddr": f"{ip} saddr", "daddr": f"{ip} daddr", "proto": "meta l4proto", "port": "th dport"}
     key = " . ".join(expr[f] for f in MAP_KEYS[kind])
+    not_world = NOT_WORLD4 if family == 4 else NOT_WORLD6
+    # the world is neither a Podman bridge nor a Podman subnet, nor a broadcast/multicast/link-local address
     guard = {
-        GrantKind.TO_WORLD: f"{ip} daddr != @podman_subnets{family} ",
-        GrantKind.FROM_WORLD: f"ct status dnat {ip} saddr != @podman_subnets{family} ",
+        GrantKind.TO_WORLD: f"oifname != @podman_ifaces {ip} daddr != @podman_subnets{family} "
+        f"{ip} daddr != {not_world} ",
+        GrantKind.FROM_WORLD: f"ct status dnat iifname != @podman_ifaces {ip} saddr != @podman_subnets{family} "
+        f"{ip} saddr != {not_world} ",
     }.get(kind, "")
     return f"{guard}{key} vmap @{map_name(kind, family, ranged)}"
 
@@ -233,36 +237,70 @@ def _addr_sort(a: IPAddress) -> tuple[int, int]:
     return (a.version, int(a))
 
 
+def _addr(a: IPAddress) -> str:
+    """Rendered from the integer: an IPv6 scope id (free text) can never reach the nft text."""
+    return str(type(a)(int(a)))
+
+
+def _net(n: IPNetwork) -> str:
+    return f"{_addr(n.network_address)}/{n.prefixlen}"
+
+
+NOT_WORLD4 = "{ 224.0.0.0/4, 255.255.255.255, 169.254.0.0/16 }"
+NOT_WORLD6 = "{ ff00::/8, fe80::/10 }"
+# ICMPv6 that must pass before any deny so that IPv6 works: router and neighbour solicitation, neighbour
+# advertisement (hop limit 255) and MLD (hop limit 1). Router advertisements and redirects from a container
+# are never legitimate (a rogue router on the bridge), so they are not in this list.
+ND_IN = ND_FWD = "nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert"
+MLD = "mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report"
+
+
 def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
     policy = res.policy
     gs = grants(res)
     maps = elements(gs)
 
-    managed_ifaces = sorted({n.interface for n in res.managed_networks if n.interface})
+    bridges = [n for n in res.inventory.networks if n.driver == "bridge" and n.interface]
+    managed = [n for n in res.managed_networks if n.driver == "bridge" and n.interface]
     managed_addrs = sorted(set(res.managed_addresses), key=_addr_sort)
     subnets = sorted(set(res.podman_subnets), key=lambda n: (n.version, int(n.network_address), n.prefixlen))
-    dns = sorted(set(dns_gateways(res)), key=lambda t: (_addr_sort(t[0]), t[1]))
+    dns = dns_gateways(res)
+    # anti-spoofing: what may arrive from each managed bridge (its subnets; for IPv6 also link-local and the
+    # unspecified address of duplicate address detection)
+    origin4 = sorted({(n.interface or "", s.cidr) for n in managed for s in n.subnets if s.cidr.version == 4},
+                     key=lambda t: (t[0], int(t[1].network_address)))
+    origin6 = sorted({(n.interface or "", s.cidr) for n in managed for s in n.subnets if s.cidr.version == 6},
+                     key=lambda t: (t[0], int(t[1].network_address)))
 
     sets: dict[str, list[str]] = {
-        "managed_ifaces": [ifname(i) for i in managed_ifaces],
-        "managed4": [str(a) for a in managed_addrs if a.version == 4],
-        "managed6": [str(a) for a in managed_addrs if a.version == 6],
-        "podman_subnets4": [str(n) for n in subnets if n.version == 4],
-        "podman_subnets6": [str(n) for n in subnets if n.version == 6],
-        "dns4": [f"{g} . {ifname(i)}" for g, i in dns if g.version == 4],
-        "dns6": [f"{g} . {ifname(i)}" for g, i in dns if g.version == 6],
+        "managed_ifaces": [ifname(i) for i in sorted({n.interface or "" for n in managed})],
+        "podman_ifaces": [ifname(i) for i in sorted({n.interface or "" for n in bridges})],
+        "managed4": [_addr(a) for a in managed_addrs if a.version == 4],
+        "managed6": [_addr(a) for a in managed_addrs if a.version == 6],
+        "podman_subnets4": [_net(n) for n in subnets if n.version == 4],
+        "podman_subnets6": [_net(n) for n in subnets if n.version == 6],
+        "origin4": [f"{ifname(i)} . {_net(c)}" for i, c in origin4],
+        "origin6": [f"{ifname(i)} . {x}" for i in sorted({n.interface or "" for n in managed})
+                    for x in ("fe80::/10", "::/128")] + [f"{ifname(i)} . {_net(c)}" for i, c in origin6],
+        "dns4": [f"{_addr(d.gateway)} . {ifname(d.interface)}" for d in dns if d.gateway.version == 4],
+        "dns6": [f"{_addr(d.gateway)} . {ifname(d.interface)}" for d in dns if d.gateway.version == 6],
+        "dnstcp4": [f"{_addr(d.gateway)} . {ifname(d.interface)}" for d in dns if d.gateway.version == 4 and d.tcp],
+        "dnstcp6": [f"{_addr(d.gateway)} . {ifname(d.interface)}" for d in dns if d.gateway.version == 6 and d.tcp],
     }
+    sets["origin6"] = sorted(set(sets["origin6"]))
 
     comment = f"podwall sha256={policy_hash}" if policy_hash else "podwall"
     t = [f"table {FAMILY} {TABLE} {{\n", f'\tcomment "{comment}"\n']
     t.append(_set("managed_ifaces", "ifname", sets["managed_ifaces"]))
+    t.append(_set("podman_ifaces", "ifname", sets["podman_ifaces"]))
     for fam, typ in ((4, "ipv4_addr"), (6, "ipv6_addr")):
         t.append(_set(f"managed{fam}", typ, sets[f"managed{fam}"]))
         t.append(_set(f"podman_subnets{fam}", typ, sets[f"podman_subnets{fam}"], "interval"))
+        t.append(_set(f"origin{fam}", f"ifname . {typ}", sets[f"origin{fam}"], "interval"))
         t.append(_set(f"dns{fam}", f"{typ} . ifname", sets[f"dns{fam}"]))
-        t.append(
-            _set(f"denied{fam}", f"{typ} . {typ}", [], "dynamic", "\t\tsize 65535\n\t\tcounter\n")
-        )
+        t.append(_set(f"dnstcp{fam}", f"{typ} . ifname", sets[f"dnstcp{fam}"]))
+        t.append(_set(f"denied{fam}", f"{typ} . {typ}", [], "dynamic,timeout",
+                      "\t\ttimeout 1h\n\t\tsize 65535\n\t\tcounter\n"))
     for kind in GrantKind:
         for fam in (4, 6):
             for ranged in (False, True):
@@ -277,19 +315,22 @@ def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
     for i in range(len(policy.flows)):
         t.append(f"\tchain flow_{i} {{\n\t\tcounter accept\n\t}}\n")
 
-    nd = "\t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } ip6 hoplimit 255 accept\n"
-    mld = "\t\ticmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 hoplimit 1 accept\n"
+    # A TCP packet that is "new" but no SYN is a mid-stream pickup (nf_conntrack_tcp_loose): typically a
+    # connection whose conntrack entry revocation deleted. It must not be re-admitted, in either direction.
+    midstream = "\t\tmeta l4proto tcp tcp flags & (fin | syn | rst | ack) != syn goto deny\n"
 
-    fwd = ["\tchain policy_fwd {\n"]
+    fwd = ["\tchain policy_fwd {\n", midstream]
     for fam in (4, 6):
         for kind in FORWARD_KINDS:
             fwd.append(f"\t\t{_lookup(kind, fam)}\n\t\t{_lookup(kind, fam, ranged=True)}\n")
     fwd.append("\t\tgoto deny\n\t}\n")
     t.extend(fwd)
 
-    pin = ["\tchain policy_in {\n"]
+    pin = ["\tchain policy_in {\n", midstream]
     for fam, ip in ((4, "ip"), (6, "ip6")):
-        pin.append(f"\t\tmeta l4proto {{ tcp, udp }} {ip} daddr . iifname @dns{fam} ct original proto-dst 53 accept\n")
+        # aardvark-dns of the network the packet came from, on the original port (netavark may DNAT 53)
+        pin.append(f"\t\tmeta l4proto udp {ip} daddr . iifname @dns{fam} ct original proto-dst 53 accept\n")
+        pin.append(f"\t\tmeta l4proto tcp {ip} daddr . iifname @dnstcp{fam} ct original proto-dst 53 accept\n")
     for fam in (4, 6):
         pin.append(f"\t\t{_lookup(GrantKind.TO_HOST, fam)}\n\t\t{_lookup(GrantKind.TO_HOST, fam, ranged=True)}\n")
     pin.append("\t\tgoto deny\n\t}\n")
@@ -299,20 +340,32 @@ def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
     deny.append("\t\tadd @denied4 { ip saddr . ip daddr }\n")
     deny.append("\t\tadd @denied6 { ip6 saddr . ip6 daddr }\n")
     if policy.mode == "audit":
-        deny.append('\t\tlog prefix "podwall-audit: " level info counter\n')
+        deny.append('\t\tcounter limit rate 50/second burst 100 packets log prefix "podwall-audit: " level info\n')
     elif policy.deny == "drop":
         deny.append("\t\tcounter drop\n")
     else:
-        # a mid-stream TCP packet here belongs to a connection whose right was revoked (its conntrack entry
-        # was deleted): a reset aborts it at both ends at once; new connections get admin-prohibited
+        # a mid-stream TCP packet of a revoked connection: a reset aborts it at both ends at once
         deny.append("\t\tmeta l4proto tcp tcp flags & (fin | syn | rst | ack) != syn counter reject with tcp reset\n")
         deny.append("\t\tcounter reject with icmpx admin-prohibited\n")
     deny.append("\t}\n")
     t.extend(deny)
 
-    def base(hook: str, target: str, by_oif: bool) -> str:
+    spoof = ["\tchain spoofed {\n"]
+    if policy.mode == "audit":
+        spoof.append('\t\tcounter limit rate 50/second burst 100 packets log prefix "podwall-audit-spoofed: " level info\n')
+    else:
+        spoof.append("\t\tcounter drop\n")
+    t.extend([*spoof, "\t}\n"])
+
+    def base(hook: str, target: str, by_oif: bool, nd: str) -> str:
         s = f"\tchain {hook} {{\n\t\ttype filter hook {hook} priority {PRIORITY}; policy accept;\n"
-        s += "\t\tct state established,related accept\n" + nd + mld
+        # a managed container may only send from its own network's addresses (checked before conntrack: a
+        # spoofed packet must not ride on someone else's established connection either)
+        s += "\t\tiifname @managed_ifaces meta nfproto ipv4 iifname . ip saddr != @origin4 goto spoofed\n"
+        s += "\t\tiifname @managed_ifaces meta nfproto ipv6 iifname . ip6 saddr != @origin6 goto spoofed\n"
+        s += "\t\tct state established,related accept\n"
+        s += f"\t\ticmpv6 type {{ {nd} }} ip6 hoplimit 255 accept\n"
+        s += f"\t\ticmpv6 type {{ {MLD} }} ip6 hoplimit 1 accept\n"
         s += f"\t\tiifname @managed_ifaces goto {target}\n"
         if by_oif:
             s += f"\t\toifname @managed_ifaces goto {target}\n"
@@ -321,8 +374,8 @@ def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
             s += f"\t\tip daddr @managed4 goto {target}\n\t\tip6 daddr @managed6 goto {target}\n"
         return s + "\t}\n"
 
-    t.append(base("forward", "policy_fwd", True))
-    t.append(base("input", "policy_in", False))
+    t.append(base("forward", "policy_fwd", True, ND_FWD))
+    t.append(base("input", "policy_in", False, ND_IN))
     t.append("}\n")
     return Ruleset(
         table="".join(t),

@@ -17,8 +17,10 @@ Field shapes differ between versions (measured, fixtures in tests/fixtures/podma
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -405,6 +407,40 @@ def read_inventory(podman: str = "podman") -> Inventory:
                 raise
             time.sleep(0.05)
     networks_json = _podman(podman, "network", "ls", "--format", "json")
-    return parse_inventory(
+    inv = parse_inventory(
         ps_json, inspect_json, networks_json, rootless=is_rootless(), interfaces=interfaces_by_mac
     )
+    return with_dns_tcp(inv, aardvark_tcp(podman))
+
+
+AARDVARK_TCP_SINCE = (1, 12)  # aardvark-dns answers DNS over TCP from 1.12 on (1.4, Debian 12's, is UDP only)
+
+
+@functools.cache
+def aardvark_tcp(podman: str = "podman") -> bool:
+    """Whether this host's aardvark-dns serves TCP: from `podman info` (dns.version), once per process.
+
+    Static on purpose: aardvark runs only while containers use a network, so a listener check would flap.
+    Unknown → False: TCP 53 to a gateway is then not an exception, and never reaches a host DNS server.
+    """
+    cp = proc.run([podman, "info", "--format", "json"], check=False)
+    try:
+        version = json.loads(cp.stdout)["host"]["networkBackendInfo"]["dns"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    m = re.search(r"(\d+)\.(\d+)", str(version))
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= AARDVARK_TCP_SINCE
+
+
+def mark_dns_tcp(n: Network, tcp: bool) -> Network:
+    """A DNS-enabled network whose aardvark-dns also listens on TCP 53."""
+    import dataclasses
+
+    want = tcp and n.dns_enabled
+    return n if n.dns_tcp == want else dataclasses.replace(n, dns_tcp=want)
+
+
+def with_dns_tcp(inv: Inventory, tcp: bool) -> Inventory:
+    import dataclasses
+
+    return dataclasses.replace(inv, networks=tuple(mark_dns_tcp(n, tcp) for n in inv.networks))

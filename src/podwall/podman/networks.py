@@ -84,7 +84,9 @@ def inspect_network(name: str, *, podman: str = "podman") -> Network:
     nets = decode_json(out, f"podman network inspect {name}").seq()
     if len(nets) != 1:
         raise EnvironmentProblem(f"podman network inspect {name}: expected one network, got {len(nets)}")
-    return parse_network(nets[0])
+    from podwall.podman.live import aardvark_tcp, mark_dns_tcp
+
+    return mark_dns_tcp(parse_network(nets[0]), aardvark_tcp(podman))
 
 
 def remove_network(name: str, *, missing_ok: bool = True, podman: str = "podman") -> bool:

@@ -140,8 +140,10 @@ def expected_cells(
                 src_addrs = s.family(sub.cidr.version)
                 if gw is None or not src_addrs:
                     continue
+                # the packet leaves by this network, so its source is the address on it
+                src = next((a for a in src_addrs if a in sub.cidr), src_addrs[0])
                 for proto, port in ports:
-                    subject, g, dns = dec.to_host(src_addrs[0], gw, PROTO_NUMBERS[proto], port)
+                    subject, g, dns = dec.to_host(src, gw, PROTO_NUMBERS[proto], port)
                     if not subject:
                         exp, why = Verdict.ALLOW, "not managed"
                     elif dns:

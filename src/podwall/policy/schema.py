@@ -72,6 +72,7 @@ class NetworkSpec(_Strict):
     @classmethod
     def _one(cls, v: str | None) -> str | None:
         if v is not None:
+            _plain_cidr(v)
             ipaddress.ip_network(v, strict=True)
         return v
 
@@ -82,6 +83,7 @@ class NetworkSpec(_Strict):
             if not v:
                 raise ValueError("subnets must not be empty (omit it to let Podman choose)")
             for s in v:
+                _plain_cidr(s)
                 ipaddress.ip_network(s, strict=True)
         return v
 
@@ -116,6 +118,7 @@ class CidrPeer(_Strict):
     @field_validator("cidr")
     @classmethod
     def _cidr(cls, v: str) -> str:
+        _plain_cidr(v)
         try:
             ipaddress.ip_network(v, strict=True)
         except ValueError as exc:
@@ -135,6 +138,12 @@ def _peer(v: object) -> object:
             raise ValueError(f"a CIDR peer is written {{cidr: 10.0.0.0/8}}; got keys {sorted(map(str, v))}")
         return CidrPeer.model_validate(dict(v))
     raise ValueError("expected a workload name, host, world, or {cidr: …}")
+
+
+def _plain_cidr(v: str) -> None:
+    """ipaddress accepts IPv6 scope ids (`fe80::%anything/64`): free text that must never travel on."""
+    if "%" in v:
+        raise ValueError(f"{v!r}: scope ids (%…) are not allowed in a CIDR")
 
 
 def _port(v: str) -> str:

@@ -341,9 +341,9 @@ def allowed_by_grants(gs: Iterable[Grant], kinds: Iterable[GrantKind], src: IPAd
 def forward_kinds(res: Resolved, src: IPAddress, dst: IPAddress, dnat: bool = False) -> tuple[GrantKind, ...]:
     """Which maps a forwarded packet is looked up in, in the order the compiled chain does."""
     kinds = [GrantKind.C2C, GrantKind.C2NET, GrantKind.NET2C]
-    if not in_podman_subnet(res, dst):
+    if is_world(res, dst):
         kinds.append(GrantKind.TO_WORLD)
-    if dnat and not in_podman_subnet(res, src):
+    if dnat and is_world(res, src):
         kinds.append(GrantKind.FROM_WORLD)
     return tuple(kinds)
 
@@ -366,15 +366,38 @@ def topology_block(res: Resolved, src_net: str | None, dst_net: str | None) -> s
     return None
 
 
-def dns_gateways(res: Resolved) -> list[tuple[IPAddress, str]]:
-    """(gateway, bridge) pairs of managed networks with DNS: aardvark-dns is always reachable there."""
+@dataclass(frozen=True, order=True)
+class DnsGateway:
+    gateway: IPAddress
+    interface: str
+    subnet: IPNetwork
+    tcp: bool  # aardvark-dns listens on TCP there too (1.4 does not: then TCP 53 is not an exception)
+
+
+def dns_gateways(res: Resolved) -> list[DnsGateway]:
+    """aardvark-dns of every DNS-enabled bridge that a managed, enforced container is attached to: always
+    reachable from that network (the ruleset keys it by gateway and bridge, so only from that network)."""
+    attached = {n for ep in res.endpoints if ep.managed and ep.enforceable for n in ep.networks}
+    attached |= {n.name for n in res.managed_networks}
     out = []
-    for n in res.managed_networks:
-        if n.dns_enabled and n.interface:
+    for n in res.inventory.networks:
+        if n.name in attached and n.dns_enabled and n.interface and n.driver in FILTERABLE_DRIVERS:
             for s in n.subnets:
                 if s.gateway is not None:
-                    out.append((s.gateway, n.interface))
-    return out
+                    out.append(DnsGateway(s.gateway, n.interface, s.cidr, n.dns_tcp))
+    return sorted(set(out), key=lambda d: (d.gateway.version, int(d.gateway), d.interface))
+
+
+# Never "the world": broadcast, multicast and link-local destinations stay on the link they are sent to
+# (br_netfilter shows every flooded copy to the forward hook), so they are neighbours, not the world.
+NOT_WORLD = tuple(
+    ipaddress.ip_network(n)
+    for n in ("224.0.0.0/4", "255.255.255.255/32", "169.254.0.0/16", "ff00::/8", "fe80::/10")
+)
+
+
+def is_world(res: Resolved, a: IPAddress) -> bool:
+    return not in_podman_subnet(res, a) and not any(a.version == n.version and a in n for n in NOT_WORLD)
 
 
 class Decider:
@@ -389,7 +412,7 @@ class Decider:
         self.res = res
         self.managed = set(res.managed_addresses)
         self.managed_subnets = [s.cidr for n in res.managed_networks for s in n.subnets]
-        self.dns = {g for g, _ in dns_gateways(res)}
+        self.dns = dns_gateways(res)
         self.index: dict[tuple[GrantKind, IPAddress | None, IPAddress | None], list[Grant]] = defaultdict(list)
         for g in grants(res) if gs is None else gs:
             s = g.src.network_address if g.src is not None and g.kind in _SRC_POINT else None
@@ -397,6 +420,10 @@ class Decider:
             self.index[(g.kind, s, d)].append(g)
 
     def is_managed(self, a: IPAddress) -> bool:
+        """Subject to the policy by address. Link-local addresses count: on managed bridges they are denied
+        by interface, and an address alone cannot tell which bridge (conservative for revocation)."""
+        if a.version == 6 and a.is_link_local:
+            return True
         return a in self.managed or any(a.version == n.version and a in n for n in self.managed_subnets)
 
     def _lookup(self, kind: GrantKind, src: IPAddress, dst: IPAddress, proto: int, port: int) -> Grant | None:
@@ -419,7 +446,10 @@ class Decider:
         """(subject, grant, dns) for a container → host connection."""
         if not self.is_managed(src):
             return False, None, False
-        if port == 53 and proto in (6, 17) and dst in self.dns:
+        if port == 53 and proto in (6, 17) and any(
+            d.gateway == dst and src.version == d.subnet.version and src in d.subnet and (proto == 17 or d.tcp)
+            for d in self.dns
+        ):
             return True, None, True
         return True, self._lookup(GrantKind.TO_HOST, src, dst, proto, port), False
 

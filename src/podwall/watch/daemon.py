@@ -137,7 +137,10 @@ class Watcher:
     def full_apply(self, why: str, loaded: LoadedPolicy) -> None:
         """The same path as `podwall apply`: networks, compile, nft -c, one transaction, revocation."""
         t0 = time.monotonic()
-        plan, cut, created = enforce.apply(loaded, self.ad.env, force=self.opts.force)
+        result = enforce.apply(loaded, self.ad.env, force=self.opts.force)
+        plan, cut, created = result.plan, result.cut, result.created
+        for w in result.warnings:
+            self.log("warning", level="warning", message=w)
         self.state = WatchState.build(loaded.policy, plan.resolved.inventory, plan.ruleset)
         self.loaded = loaded
         self.snapshot = self.nft.snapshot()

@@ -88,7 +88,9 @@ def revoke_touched(res: Resolved, touched: Iterable[str]) -> int:
     entries = [e for e in conntrack.list_entries() if e.src in addrs or e.dst in addrs or e.real_dst in addrs]
     if not entries:
         return 0
-    owners = [ep for ep in res.endpoints if addrs.intersection(ep.addresses)]
+    # the grants of BOTH ends of every entry: a CIDR flow to an untouched destination still allows it
+    ends = addrs | {a for e in entries for a in (e.src, e.real_dst)}
+    owners = [ep for ep in res.endpoints if ends.intersection(ep.addresses)]
     decider = Decider(res, grants(res, only=owners))
     return conntrack.delete(conntrack.to_cut(entries, decider, conntrack.local_addresses()))
 
