@@ -22,7 +22,7 @@ from podwall.model import Inventory, Network
 from podwall.nft.compile import Ruleset, compile_ruleset
 from podwall.nft.live import Nft
 from podwall.policy.load import LoadedPolicy
-from podwall.policy.semantics import Resolved, resolve
+from podwall.policy.semantics import Resolved, impossible_flows, resolve, world_ingress
 
 STATE_DIR = Path(os.environ.get("PODWALL_STATE_DIR", "/run/podwall"))
 
@@ -68,6 +68,7 @@ class Plan:
     to_create: tuple[str, ...]
     drift: tuple[NetworkDrift, ...]
     warnings: tuple[str, ...]
+    ingress: tuple[Any, ...] = ()  # semantics.Ingress: the published ports behind `from: world` flows
 
     def to_json(self) -> dict[str, Any]:
         r = self.resolved
@@ -82,6 +83,7 @@ class Plan:
             "unmatched": list(r.unmatched),
             "unenforceable": [{"container": c, "why": w} for c, w in r.unenforceable],
             "warnings": list(self.warnings),
+            "world_ingress": [asdict(x) for x in self.ingress],
             "ruleset": {
                 "flows": self.ruleset.flow_count,
                 "elements": {k: len(v) for k, v in sorted(self.ruleset.maps.items())},
@@ -139,6 +141,14 @@ def _exception_warnings(loaded: LoadedPolicy) -> list[str]:
     return out
 
 
+def _flow_warnings(loaded: LoadedPolicy, res: Resolved) -> list[str]:
+    def at(i: int) -> str:
+        loc = loaded.flow_locs[i] if i < len(loaded.flow_locs) else None
+        return f"{loc.file}:{loc.line}: flows[{i}]: " if loc else f"flows[{i}]: "
+
+    return [at(i) + why for i, why in (*impossible_flows(res), *world_ingress(res)[1])]
+
+
 def make_plan(loaded: LoadedPolicy, inv: Inventory) -> Plan:
     res = resolve(loaded.policy, inv)
     rs = compile_ruleset(res, loaded.short_hash)
@@ -148,7 +158,9 @@ def make_plan(loaded: LoadedPolicy, inv: Inventory) -> Plan:
         ruleset=rs,
         to_create=res.missing_networks,
         drift=tuple(network_drift(loaded, inv)),
-        warnings=(*res.warnings, *_extra_warnings(res), *_exception_warnings(loaded)),
+        warnings=(*res.warnings, *_extra_warnings(res), *_exception_warnings(loaded),
+                  *_flow_warnings(loaded, res)),
+        ingress=tuple(world_ingress(res)[0]),
     )
 
 

@@ -127,3 +127,30 @@ def test_ipv6_grants_use_v6_addresses() -> None:
     d = Decider(r)
     assert d.forward(A("fd00:3::2"), A("fd00:3::3"), TCP, 8080)[1] is not None
     assert d.forward(A("fe80::1"), A("fd00:3::3"), TCP, 8080) == (True, None)
+
+
+def test_plan_names_the_published_port_behind_world_flows_and_warns_when_none() -> None:
+    import dataclasses
+
+    from podwall.model import PortMapping
+    from podwall.policy.semantics import world_ingress
+
+    r = res_shop()
+    ingress, missing = world_ingress(r)
+    assert ingress == [] and [i for i, _ in missing] == [2]  # web publishes nothing yet
+    inv = shop()
+    web = dataclasses.replace(inv.containers[0], ports=(PortMapping(443, "tcp", 8443, ""), PortMapping(80, "tcp", 8080)))
+    r2 = resolve(r.policy, dataclasses.replace(inv, containers=(web, *inv.containers[1:])))
+    ingress, missing = world_ingress(r2)
+    assert [(g.host_port, g.container_port, g.container) for g in ingress] == [(8443, 443, "web")] and not missing
+
+
+def test_flows_that_netavark_makes_impossible_are_reported() -> None:
+    from podwall.policy.semantics import impossible_flows
+
+    text = SHOP_POLICY + "  - {from: web, to: db, ports: ['5432/tcp']}\n"
+    r = resolve(parse_policy_text(text, "p.yaml").policy, shop())
+    assert impossible_flows(r) == [
+        (5, "db → world cannot happen here: its networks are all internal"),
+        (6, "web → db cannot happen here: netavark: back is internal"),
+    ]

@@ -53,6 +53,11 @@ def print_plan(plan: Any, show_ruleset: bool) -> None:
         out.print(f"[yellow]unmatched (PW108, all new connections denied):[/yellow] {escape(', '.join(r.unmatched))}")
     for c, why in r.unenforceable:
         out.print(f"[red]not enforceable:[/red] {escape(c)}: {escape(why)}")
+    for g in plan.ingress:
+        out.print(
+            f"world ingress (flow {g.flow}): host {escape(g.host_ip)}:{g.host_port or '?'}/{g.protocol} → "
+            f"{escape(g.container)}:{g.container_port} ({escape(g.workload)})"
+        )
     for w in plan.warnings:
         out.print(f"[yellow]warning:[/yellow] {escape(w)}")
     rs = plan.ruleset

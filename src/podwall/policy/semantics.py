@@ -456,3 +456,81 @@ class Decider:
 
 _SRC_POINT = frozenset({GrantKind.C2C, GrantKind.C2NET, GrantKind.TO_WORLD, GrantKind.TO_HOST})
 _DST_POINT = frozenset({GrantKind.C2C, GrantKind.NET2C, GrantKind.FROM_WORLD})
+
+
+# ---- what a flow means on this host (plan) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """One published port that a `from: world` flow opens: host ip:port → container:port."""
+
+    flow: int
+    workload: str
+    container: str
+    host_ip: str
+    host_port: int | None
+    container_port: int
+    protocol: str
+
+
+def world_ingress(res: Resolved) -> tuple[list[Ingress], list[tuple[int, str]]]:
+    """The published ports behind each `from: world` flow, and (flow, warning) for flows none maps to."""
+    found: list[Ingress] = []
+    unmatched: list[tuple[int, str]] = []
+    by_name = {c.name: c for c in res.inventory.containers}
+    for i, flow in enumerate(res.policy.flows):
+        if flow.from_ != "world" or not isinstance(flow.to, str):
+            continue
+        ranges = flow.port_ranges
+        hits = []
+        for ep in res.endpoints:
+            if flow.to not in ep.workloads:
+                continue
+            for name in ep.containers:
+                c = by_name.get(name)
+                for pm in c.ports if c else ():
+                    for k in range(pm.range):
+                        port = pm.container_port + k
+                        if ranges is None or any(r.proto == pm.protocol and r.lo <= port <= r.hi for r in ranges):
+                            hp = None if pm.host_port is None else pm.host_port + k
+                            hits.append(Ingress(i, flow.to, name, pm.host_ip or "*", hp, port, pm.protocol))
+        found.extend(hits)
+        if not hits and res.members.get(flow.to):
+            unmatched.append((i, f"no container of {flow.to} publishes a port this flow names: nothing can "
+                                 "reach it from the world"))
+    return found, unmatched
+
+
+def impossible_flows(res: Resolved) -> list[tuple[int, str]]:
+    """(flow, why) for flows between workloads that netavark's own isolation makes impossible everywhere."""
+    out = []
+    wl = res.policy.workloads
+    for i, flow in enumerate(res.policy.flows):
+        src = [ep for ep in res.endpoints if isinstance(flow.from_, str) and flow.from_ in ep.workloads
+               and ep.enforceable and ep.networks]
+        if not src:
+            continue
+        if isinstance(flow.to, str) and flow.to in wl:
+            dst = [ep for ep in res.endpoints if flow.to in ep.workloads and ep.enforceable and ep.networks]
+            pairs = [(s, d) for s in src for d in dst if s.key != d.key]
+            if not pairs:
+                continue
+            reasons = set()
+            possible = False
+            for s, d in pairs:
+                if set(s.networks) & set(d.networks):
+                    possible = True
+                    break
+                blocks = [topology_block(res, a, b) for a in s.networks for b in d.networks]
+                if any(b is None for b in blocks):
+                    possible = True
+                    break
+                reasons.update(b for b in blocks if b)
+            if not possible:
+                out.append((i, f"{flow.from_} → {flow.to} cannot happen here: {'; '.join(sorted(reasons))}"))
+        elif flow.to == "world":
+            nets = [res.inventory.network(n) for s in src for n in s.networks]
+            if nets and all(n is not None and n.internal for n in nets):
+                out.append((i, f"{flow.from_} → world cannot happen here: its networks are all internal"))
+    return out
