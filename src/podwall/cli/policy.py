@@ -208,7 +208,11 @@ def status(fmt: str) -> int:
     """What is loaded, from which policy, since when, and its counters. Exit 1 if missing or drifted."""
     data = status_data()
     data["denied_workload_pairs"] = _label_pairs(data["denied_pairs"], data["policy_file"])
-    rc = RC.OK if data["loaded"] and not data["drifted"] else RC.FINDINGS
+    from podwall import host
+
+    br = host.br_netfilter_status()
+    data["br_netfilter"] = br.active  # off: same-bridge traffic no longer reaches the table
+    rc = RC.OK if data["loaded"] and not data["drifted"] and br.active else RC.FINDINGS
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return rc
@@ -219,6 +223,8 @@ def status(fmt: str) -> int:
         return rc
     state = "[red]DRIFTED[/red] (differs from what podwall loaded)" if data["drifted"] else "[green]in sync[/green]"
     out.print(f"table inet podwall: loaded, {state}")
+    if not data["br_netfilter"]:
+        out.print("[red]br_netfilter is off[/red]: same-bridge traffic bypasses the table (podwall doctor --fix)")
     out.print(
         f"policy {escape(str(data['policy_file']))} sha256 {str(data['sha256'])[:12]} mode {data['mode']} "
         f"applied {data['applied_at']}"

@@ -33,7 +33,7 @@ class Nft:
         try:
             return str(proc.run([self.binary, *args], input=script, check=check).stdout)
         except CommandFailed as exc:
-            raise NftError(f"nft {' '.join(args)}: {exc.stderr.strip()}") from exc
+            raise NftError(f"nft {' '.join(args)}: {exc.stderr.strip()}{_quote(exc.stderr, script)}") from exc
 
     def check(self, script: str) -> None:
         """`nft -c`: validate against the live kernel without changing anything."""
@@ -115,6 +115,18 @@ class Nft:
                 if len(parts) == 2:
                     out.append((str(parts[0]), str(parts[1]), packets))
         return out
+
+
+def _quote(stderr: str, script: str | None) -> str:
+    """nft names lines of its standard input (`/dev/stdin:12:5`): quote the line of podwall's script."""
+    import re
+
+    m = re.search(r"stdin:(\d+):", stderr)
+    if not m or script is None:
+        return ""
+    lines = script.splitlines()
+    n = int(m.group(1))
+    return f"\n  generated line {n}: {lines[n - 1].strip()}" if 0 < n <= len(lines) else ""
 
 
 def normalise(data: dict[str, Any]) -> str:
