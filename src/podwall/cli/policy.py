@@ -169,14 +169,15 @@ def status_data() -> dict[str, Any]:
         "denied_pairs": [],
     }
     if snap is not None:
-        counters, denied = nft.flow_counters()
+        listing = nft.list_json()  # one listing for both the counters and the learnt pairs
+        counters, denied = nft.flow_counters(listing)
         names = state.flows if state else []
         data["flows"] = [
             {"flow": c.flow, "desc": names[c.flow] if c.flow < len(names) else "?", "packets": c.packets}
             for c in counters
         ]
         data["denied"] = denied
-        data["denied_pairs"] = [{"from": s, "to": d, "packets": n} for s, d, n in nft.denied_pairs()]
+        data["denied_pairs"] = [{"from": s, "to": d, "packets": n} for s, d, n in nft.denied_pairs(listing)]
     return data
 
 

@@ -80,9 +80,9 @@ class Nft:
         self._run(["-f", "-"], f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n")
         return True
 
-    def flow_counters(self) -> tuple[list[FlowCounter], int]:
-        """Per-flow accept counters and the deny chain's counter."""
-        data = self.list_json() or {"nftables": []}
+    def flow_counters(self, data: dict[str, Any] | None = None) -> tuple[list[FlowCounter], int]:
+        """Per-flow accept counters and the deny chain's counter (from `data`, a listing, when given)."""
+        data = data or self.list_json() or {"nftables": []}
         flows: list[FlowCounter] = []
         denied = 0
         for item in data.get("nftables", []):
@@ -99,9 +99,9 @@ class Nft:
                 denied += int(counter["packets"])
         return sorted(flows, key=lambda f: f.flow), denied
 
-    def denied_pairs(self) -> list[tuple[str, str, int]]:
+    def denied_pairs(self, data: dict[str, Any] | None = None) -> list[tuple[str, str, int]]:
         """(source, destination, packets) learnt in the denied4/denied6 sets."""
-        data = self.list_json() or {"nftables": []}
+        data = data or self.list_json() or {"nftables": []}
         out = []
         for item in data.get("nftables", []):
             s = item.get("set")
