@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from podwall.errors import EnvironmentProblem, PodwallError
-from podwall.model import Inventory, Network
+from podwall.model import Inventory
 from podwall.nft.compile import Ruleset, compile_ruleset
 from podwall.nft.live import Nft
 from podwall.policy.load import LoadedPolicy
@@ -311,7 +311,3 @@ def reset(nft: Nft) -> bool:
     except FileNotFoundError:
         pass
     return removed
-
-
-def networks_by_name(inv: Inventory) -> dict[str, Network]:
-    return {n.name: n for n in inv.networks}

@@ -189,10 +189,6 @@ def elements(gs: Iterable[Grant]) -> dict[str, list[Element]]:
     return out
 
 
-def all_map_names() -> list[str]:
-    return [map_name(k, f, r) for k in GrantKind for f in (4, 6) for r in (False, True)]
-
-
 # ---- the table -------------------------------------------------------------------------------------------
 
 

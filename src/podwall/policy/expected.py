@@ -73,14 +73,6 @@ def _net_of(res: Resolved, a: IPAddress, candidates: Iterable[str]) -> str | Non
     return None
 
 
-def _first(ep: Endpoint) -> str:
-    return ep.display or ep.key
-
-
-def _peer(ep: Endpoint) -> str:
-    return ep.label
-
-
 def expected_cells(
     res: Resolved,
     *,
@@ -124,7 +116,7 @@ def expected_cells(
                 expected = Verdict.BLOCK if subject else Verdict.ALLOW
                 why = "link-local: not in any grant (default deny on managed bridges)" if subject else "unmanaged"
                 proto, port = ports[0] if ports else ("tcp", 8080)
-                cells.append(Cell(_peer(s), _first(s), _peer(d), _first(d), ll.address, port, proto, expected,
+                cells.append(Cell(s.label, (s.display or s.key), d.label, (d.display or d.key), ll.address, port, proto, expected,
                                   why, s.netns, src_if or "eth0", d.netns))
 
         # container → host: each attached network's gateway
@@ -152,7 +144,7 @@ def expected_cells(
                         exp, why = Verdict.ALLOW, f"flow {g.flow}"
                     else:
                         exp, why = Verdict.BLOCK, "default deny"
-                    cells.append(Cell(_peer(s), _first(s), "host", None, str(gw), port, proto, exp, why, s.netns))
+                    cells.append(Cell(s.label, (s.display or s.key), "host", None, str(gw), port, proto, exp, why, s.netns))
 
         # container → world: probed only with a world namespace
         if s.managed:
@@ -192,10 +184,10 @@ def _cell(res: Resolved, s: Endpoint, d: Endpoint | None, address: str, proto: s
     else:
         exp, why = Verdict.BLOCK, "default deny"
     return Cell(
-        from_peer=_peer(s),
-        from_container=_first(s),
-        to_peer=to_peer or (_peer(d) if d else "world"),
-        to_container=_first(d) if d else None,
+        from_peer=s.label,
+        from_container=(s.display or s.key),
+        to_peer=to_peer or (d.label if d else "world"),
+        to_container=(d.display or d.key) if d else None,
         address=address,
         port=port,
         proto=proto,

@@ -330,26 +330,20 @@ class Watcher:
         self.snapshot = self.nft.snapshot()  # our own commit is never drift
         self._save_state_snapshot()
         names = {ep.key for ep in delta.granted}
-        for ep in delta.granted:
-            self.log(
-                "grant",
-                container=list(ep.containers),
-                workloads=sorted(ep.workloads) or ["unmatched"],
-                addresses=[str(a) for a in ep.addresses],
-                elements=sum(1 for _, e in delta.add if set(e.key) & {str(a) for a in ep.addresses}),
-                **timing,
-            )
-        for ep in delta.revoked:
-            if ep.key in names:
-                continue
-            self.log(
-                "revoke",
-                container=list(ep.containers),
-                workloads=sorted(ep.workloads) or ["unmatched"],
-                addresses=[str(a) for a in ep.addresses],
-                elements=sum(1 for _, e in delta.delete if set(e.key) & {str(a) for a in ep.addresses}),
-                **timing,
-            )
+        for decision, eps, elems in (("grant", delta.granted, delta.add), ("revoke", delta.revoked, delta.delete)):
+            for ep in eps:
+                if decision == "revoke" and ep.key in names:
+                    continue  # re-granted in the same batch: the grant line says it all
+                addresses = [str(a) for a in ep.addresses]
+                addrs = set(addresses)
+                self.log(
+                    decision,
+                    container=list(ep.containers),
+                    workloads=sorted(ep.workloads) or ["unmatched"],
+                    addresses=addresses,
+                    elements=sum(1 for _, e in elems if set(e.key) & addrs),
+                    **timing,
+                )
         if delta.delete:
             cut = self.ad.revoke_touched(new_state.resolved, delta.touched)
             if cut:
