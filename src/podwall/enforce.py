@@ -275,14 +275,15 @@ def apply(loaded: LoadedPolicy, env: Environment, *, force: bool = False) -> App
         raise
     # Committed: from here on nothing may report failure for a ruleset that is live; problems are warnings.
     warnings: list[str] = []
+    snapshot: str | None = None
     try:
-        snapshot = env.nft.snapshot() or ""
+        snapshot = env.nft.snapshot()
         State(
             policy_file=str(Path(loaded.path).resolve()),
             sha256=loaded.sha256,
             mode=loaded.policy.mode,
             applied_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            snapshot=snapshot,
+            snapshot=snapshot or "",
             flows=[describe_flow(loaded, i) for i in range(len(loaded.policy.flows))],
         ).save()
     except (PodwallError, OSError) as exc:
@@ -293,7 +294,7 @@ def apply(loaded: LoadedPolicy, env: Environment, *, force: bool = False) -> App
     except PodwallError as exc:
         cut = 0
         warnings.append(f"established connections that lost their right were NOT cut: {exc}")
-    return ApplyResult(plan, cut, created, warnings)
+    return ApplyResult(plan, cut, created, warnings, snapshot)
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,7 @@ class ApplyResult:
     cut: int
     created: list[str]
     warnings: list[str]
+    snapshot: str | None = None  # the normalised listing right after the commit (watch's drift baseline)
 
 
 def reset(nft: Nft) -> bool:

@@ -143,7 +143,7 @@ class Watcher:
             self.log("warning", level="warning", message=w)
         self.state = WatchState.build(loaded.policy, plan.resolved.inventory, plan.ruleset)
         self.loaded = loaded
-        self.snapshot = self.nft.snapshot()
+        self.snapshot = result.snapshot if result.snapshot is not None else self.nft.snapshot()
         self.fingerprint = self.ad.netavark_fingerprint()
         self.metrics.last_apply.set(time.time())
         if cut:
