@@ -24,7 +24,13 @@ CONTAINERS_CONF = """\
 default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
 [engine]
 runtime = "runc"
+[network]
+# podwall targets netavark. A host whose Podman first ran without netavark installed has "cni" persisted as its
+# default backend; the suite's own podman commands use netavark regardless.
+network_backend = "netavark"
 """
+
+NETAVARK = ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark")
 
 
 def _missing_prereqs() -> list[str]:
@@ -34,6 +40,8 @@ def _missing_prereqs() -> list[str]:
     for tool in ("podman", "nft", "nsenter", "ip"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             missing.append(tool)
+    if not any(Path(p).exists() for p in NETAVARK):
+        missing.append("netavark")
     return missing
 
 

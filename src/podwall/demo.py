@@ -60,29 +60,45 @@ def conflicts() -> list[str]:
 
 @contextmanager
 def podman_runs(say: Callable[[str], None]) -> Iterator[None]:
-    """Make `podman run` work for the demo's own commands where a known sandbox quirk stops it.
+    """Make Podman usable for the demo's own commands where a known host quirk stops it: `podman run` failing
+    (crun with hybrid cgroups, rlimits) or Podman set to the CNI network backend while netavark is installed.
 
     Uses a private containers.conf through CONTAINERS_CONF for this process only, and says so: the user's
     global configuration is never touched (`podwall doctor` explains the permanent fix).
     """
-    from podwall.doctor import CONTAINERS_CONF_FIX, classify_run_failure
-    from podwall.doctor_facts import try_podman_run
+    from podwall.doctor import CONTAINERS_CONF_FIX, NETAVARK_CONF, classify_run_failure
+    from podwall.doctor_facts import netavark_installed, network_backend, try_podman_run
 
     if "CONTAINERS_CONF" in os.environ:
         yield
         return
+    parts: list[str] = []
+    backend = network_backend()
+    if backend is not None and backend != "netavark":
+        if not netavark_installed():
+            raise EnvironmentProblem(
+                f"Podman uses the {backend} network backend and netavark is not installed; podwall needs "
+                "netavark: apt-get install netavark aardvark-dns (see podwall doctor)"
+            )
+        parts.append(NETAVARK_CONF)
+        say(f"note: Podman's default network backend here is {backend}; the demo selects netavark for its own "
+            "networks and containers through a private containers.conf (`podwall doctor` explains)")
     result = try_podman_run()
-    if result.ok:
-        yield
-        return
-    quirk = classify_run_failure(result.error)
-    if quirk is None or not result.ok_with_fix:
-        raise EnvironmentProblem(f"`podman run` does not work here: {result.error.strip()[:300]} (see podwall doctor)")
-    with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="podwall-demo-") as conf:
-        conf.write(CONTAINERS_CONF_FIX)
-        conf.flush()
+    if not result.ok:
+        quirk = classify_run_failure(result.error)
+        if quirk is None or not result.ok_with_fix:
+            raise EnvironmentProblem(
+                f"`podman run` does not work here: {result.error.strip()[:300]} (see podwall doctor)"
+            )
+        parts.append(CONTAINERS_CONF_FIX)
         say(f"note: `podman run` hits a known host quirk ({quirk.value}); the demo uses a private "
             f"containers.conf for its own containers only (`podwall doctor` explains the permanent fix)")
+    if not parts:
+        yield
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="podwall-demo-") as conf:
+        conf.write("".join(parts))
+        conf.flush()
         os.environ["CONTAINERS_CONF"] = conf.name
         try:
             yield

@@ -21,6 +21,12 @@ default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
 [engine]
 runtime = "runc"
 """
+# Selects netavark where Podman persisted "cni" as its default backend (it does so when it first runs before
+# netavark is installed). Used by the demo for its own commands only.
+NETAVARK_CONF = """\
+[network]
+network_backend = "netavark"
+"""
 
 
 class Status(StrEnum):

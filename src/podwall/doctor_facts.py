@@ -87,6 +87,17 @@ def _nft_state() -> tuple[str | None, str, tuple[str, ...], bool, tuple[str, ...
     return version, "", tuple(sorted(tables)), netavark_chains, tuple(sorted(drops))
 
 
+def netavark_installed() -> bool:
+    return any(Path(p).is_file() for p in NETAVARK_PATHS)
+
+
+def network_backend(podman: str = "podman") -> str | None:
+    """Podman's network backend ("netavark" or "cni"), None when `podman info` fails."""
+    info, _ = _podman_info(podman)
+    host = info.get("host", {}) if info else {}
+    return str(host.get("networkBackend") or "") or None if isinstance(host, dict) else None
+
+
 def try_podman_run(podman: str = "podman") -> RunResult:
     """Start a throwaway container (no network) from the local busybox image; on a known quirk, try again
     with the containers.conf fix to prove it, through CONTAINERS_CONF for that one command only."""
