@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from podwall import enforce  # noqa: E402
 from podwall.demo import podman_runs  # noqa: E402
+from podwall.nft.compile import Element  # noqa: E402
 from podwall.nft.live import Nft  # noqa: E402
 from podwall.podman.image import ensure_busybox_image  # noqa: E402
 from podwall.policy.load import parse_policy_text  # noqa: E402
@@ -46,6 +47,8 @@ def serve(c):
             d = c.recv(1)
             if not d: break
             c.sendall(d)
+    except OSError:
+        pass  # the client closes with RST (no TIME_WAIT pile-up): a reset here is expected
     finally:
         c.close()
 while True:
@@ -181,11 +184,11 @@ def main() -> int:
             podwall_on()
             upd = []
             for i in range(20):
-                line = f"10.89.250.{i + 1} . {ip_b} . tcp . 9999 : goto flow_0"
+                el = Element((f"10.89.250.{i + 1}", ip_b, "tcp", "9999"), 0)
                 t0 = time.perf_counter()
-                nft.batch([f"add element inet podwall c2c4 {{ {line} }}"])
+                nft.batch([f"add element inet podwall c2c4 {{ {el.render()} }}"])
                 upd.append(time.perf_counter() - t0)
-                nft.batch([f"delete element inet podwall c2c4 {{ {line.split(' : ')[0]} }}"])
+                nft.batch([f"delete element inet podwall c2c4 {{ {' . '.join(el.key)} }}"])
             nft.delete()
         finally:
             if server is not None:

@@ -134,3 +134,48 @@ def test_systemd_unit_verifies_and_orders_itself(tmp_path: Path) -> None:
     cp = subprocess.run([analyze, "verify", "--man=no", str(local)], capture_output=True, text=True)
     assert cp.returncode == 0, cp.stderr
     assert "podwall.service" not in cp.stderr, cp.stderr  # no warnings about our unit either
+
+
+# A listing as nft 1.0.6 prints it (`nft -j list table inet podwall`, trimmed): per-element counters with the
+# comment that names the flow, and the deny chain's counter.
+LISTING = {"nftables": [
+    {"metainfo": {"version": "1.0.6"}},
+    {"map": {"family": "inet", "name": "c2c4", "table": "podwall", "map": "verdict", "elem": [
+        [{"elem": {"val": {"concat": ["10.89.1.2", "10.89.1.3", "tcp", 8080]}, "comment": "flow 0",
+                   "counter": {"packets": 5, "bytes": 300}}}, {"accept": None}],
+        [{"elem": {"val": {"concat": ["10.89.1.2", "10.89.2.3", "tcp", 8080]}, "comment": "flow 0",
+                   "counter": {"packets": 2, "bytes": 120}}}, {"accept": None}],
+        [{"elem": {"val": {"concat": ["10.89.1.3", "10.89.2.4", "tcp", 5432]}, "comment": "flow 1",
+                   "counter": {"packets": 7, "bytes": 420}}}, {"accept": None}],
+    ]}},
+    {"map": {"family": "inet", "name": "c2c4r", "table": "podwall", "map": "verdict", "flags": ["interval"],
+             "elem": [[{"elem": {"val": {"concat": ["10.89.1.3", "10.89.2.4", "udp", {"range": [6000, 6010]}]},
+                                 "comment": "flow 1", "counter": {"packets": 1, "bytes": 60}}}, {"accept": None}]]}},
+    {"rule": {"family": "inet", "table": "podwall", "chain": "deny", "expr": [
+        {"counter": {"packets": 9, "bytes": 540}}, {"reject": {"type": "icmpx", "expr": "admin-prohibited"}}]}},
+]}
+
+
+def test_flow_counters_sum_the_elements_of_each_flow() -> None:
+    from podwall.nft.live import FlowCounter, Nft
+
+    flows, denied = Nft().flow_counters(LISTING)
+    assert flows == [FlowCounter(0, 7, 420), FlowCounter(1, 8, 480)]
+    assert denied == 9
+
+
+def test_flow_totals_stay_monotonic_when_elements_come_and_go() -> None:
+    from podwall.nft.live import parse_element_counters
+    from podwall.watch.metrics import FlowTotals
+
+    names = ["web -> api 8080/tcp", "api -> db 5432/tcp", "worker -> db 5432/tcp"]
+    totals = FlowTotals()
+    els = parse_element_counters(LISTING)
+    assert totals.add(els, names) == {(0, names[0]): 7, (1, names[1]): 8, (2, names[2]): 0}
+    # the container behind 10.89.2.3 is gone (its element too), the others counted on
+    later = [e for e in els if "10.89.2.3" not in e.key]
+    later = [type(e)(e.map, e.key, e.flow, e.packets + 10, e.bytes) for e in later]
+    assert totals.add(later, names) == {(0, names[0]): 17, (1, names[1]): 28, (2, names[2]): 0}
+    # it comes back with the same address: a new element, counting from 0 again; nothing is lost or doubled
+    back = later + [type(els[1])(els[1].map, els[1].key, 0, 3, 0)]
+    assert totals.add(back, names) == {(0, names[0]): 20, (1, names[1]): 28, (2, names[2]): 0}

@@ -115,6 +115,11 @@ class World:
         )
 
 
+def _key(element: str) -> str:
+    """The key of a rendered map element (`KEY comment "flow N" : accept`), or a set element itself."""
+    return re.sub(r' comment "[^"]*"$', "", element.split(" : ")[0])
+
+
 class SimTable:
     """The map/set contents of `table inet podwall`, driven by the batch lines (as nft would apply them)."""
 
@@ -132,12 +137,12 @@ class SimTable:
             cur = self.maps.setdefault(name, set())
             for it in items:
                 if op == "add":
-                    if " : " in it:  # a map element: a key may hold one verdict only (nft refuses otherwise)
-                        key = it.split(" : ")[0]
-                        assert not any(x.split(" : ")[0] == key and x != it for x in cur), f"conflict {it}"
+                    if " : " in it:  # a map element: a key holds one element (a second add is a no-op)
+                        if any(_key(x) == _key(it) for x in cur):
+                            continue
                     cur.add(it)
                 else:
-                    match = [x for x in cur if x.split(" : ")[0] == it]
+                    match = [x for x in cur if _key(x) == it]
                     assert match, f"delete of absent element {it} in {name}"
                     cur.difference_update(match)
 

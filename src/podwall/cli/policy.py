@@ -170,11 +170,12 @@ def status_data() -> dict[str, Any]:
     }
     if snap is not None:
         listing = nft.list_json()  # one listing for both the counters and the learnt pairs
-        counters, denied = nft.flow_counters(listing)
+        counters, denied = nft.flow_counters(listing)  # summed over the elements loaded now
         names = state.flows if state else []
+        packets = {c.flow: c.packets for c in counters}
         data["flows"] = [
-            {"flow": c.flow, "desc": names[c.flow] if c.flow < len(names) else "?", "packets": c.packets}
-            for c in counters
+            {"flow": f, "desc": names[f] if f < len(names) else "?", "packets": packets.get(f, 0)}
+            for f in sorted(set(range(len(names))) | set(packets))
         ]
         data["denied"] = denied
         data["denied_pairs"] = [{"from": s, "to": d, "packets": n} for s, d, n in nft.denied_pairs(listing)]

@@ -8,7 +8,10 @@ Design (docs/policy.md explains it for users):
   from / goes to a managed address (workload containers on unmanaged networks).
 - Subject packets are looked up in a fixed number of verdict maps keyed by concatenations
   (`saddr . daddr . l4proto . dport`, with interval flags for CIDRs and port ranges). The per-packet cost
-  does not grow with the number of flows; a match jumps to `flow_N`, which counts and accepts.
+  does not grow with the number of flows. A match accepts; each element carries its own counter and the
+  comment `flow N` of the flow that allows it, so per-flow accept counts are sums over elements. There is no
+  chain per flow: the nft CLI lists every chain before each command, so chains per flow would make every
+  element update cost grow with the number of flows.
 - Whatever matches nothing is rejected (`icmpx admin-prohibited`) or dropped; in audit mode it is logged
   and counted instead, and nothing is dropped.
 Nothing from a container (names, labels) reaches the text: only addresses (ipaddress objects), validated
@@ -17,6 +20,7 @@ interface names, numbers and fixed keywords.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections import defaultdict
@@ -28,6 +32,7 @@ from podwall.nft.boxes import Box, disjoint
 from podwall.policy.semantics import Grant, GrantKind, Resolved, dns_gateways, grants
 
 TABLE = "podwall"
+FLOW_COMMENT = "flow "  # element comment: "flow N" names the flow (its index in the policy) that allows it
 FAMILY = "inet"
 PRIORITY = "filter - 10"
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
@@ -75,13 +80,13 @@ def ifname(name: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Element:
-    """One map element: rendered key parts and the flow it jumps to."""
+    """One map element: rendered key parts and the flow that allows it (its comment; counted per element)."""
 
     key: tuple[str, ...]
     flow: int
 
     def render(self) -> str:
-        return f"{' . '.join(self.key)} : goto flow_{self.flow}"
+        return f'{" . ".join(self.key)} comment "{FLOW_COMMENT}{self.flow}" : accept'
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class Ruleset:
 # ---- rendering of values ---------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65536)
 def _addr_range(lo: int, hi: int, family: int) -> str:
     cls = ipaddress.IPv4Address if family == 4 else ipaddress.IPv6Address
     a, b = cls(lo), cls(hi)
@@ -126,6 +132,7 @@ def _port(lo: int, hi: int) -> str:
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
+@functools.lru_cache(maxsize=65536)
 def _net_range(n: IPNetwork) -> tuple[int, int]:
     return int(n.network_address), int(n.broadcast_address)
 
@@ -304,12 +311,10 @@ def compile_ruleset(res: Resolved, policy_hash: str = "") -> Ruleset:
                 items = [e.render() for e in maps.get(name, [])]
                 flags = "\t\tflags interval\n" if ranged else ""
                 t.append(
-                    f"\tmap {name} {{\n\t\ttype {_map_type(kind, fam)} : verdict\n{flags}"
+                    f"\tmap {name} {{\n\t\ttype {_map_type(kind, fam)} : verdict\n{flags}\t\tcounter\n"
                     + _elements_block(items)
                     + "\t}\n"
                 )
-    for i in range(len(policy.flows)):
-        t.append(f"\tchain flow_{i} {{\n\t\tcounter accept\n\t}}\n")
 
     # A TCP packet that is "new" but no SYN is a mid-stream pickup (nf_conntrack_tcp_loose): typically a
     # connection whose conntrack entry revocation deleted. It must not be re-admitted, in either direction.

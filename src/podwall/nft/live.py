@@ -9,7 +9,7 @@ from typing import Any
 
 from podwall import proc
 from podwall.errors import CommandFailed, EnvironmentProblem
-from podwall.nft.compile import FAMILY, TABLE
+from podwall.nft.compile import FAMILY, FLOW_COMMENT, TABLE
 
 DYNAMIC_SETS = frozenset({"denied4", "denied6"})  # filled by the packet path: never part of drift
 
@@ -81,23 +81,26 @@ class Nft:
         return True
 
     def flow_counters(self, data: dict[str, Any] | None = None) -> tuple[list[FlowCounter], int]:
-        """Per-flow accept counters and the deny chain's counter (from `data`, a listing, when given)."""
+        """Per-flow accept counters (sums over the elements loaded now) and the deny chain's counter."""
+        elements, denied = self.element_counters(data)
+        per_flow: dict[int, list[int]] = {}
+        for e in elements:
+            acc = per_flow.setdefault(e.flow, [0, 0])
+            acc[0] += e.packets
+            acc[1] += e.bytes
+        return [FlowCounter(f, p, b) for f, (p, b) in sorted(per_flow.items())], denied
+
+    def element_counters(self, data: dict[str, Any] | None = None) -> tuple[list[ElementCounter], int]:
+        """The counter of every verdict-map element, and the deny chain's counter."""
         data = data or self.list_json() or {"nftables": []}
-        flows: list[FlowCounter] = []
         denied = 0
         for item in data.get("nftables", []):
             rule = item.get("rule")
-            if not rule:
-                continue
-            chain = str(rule.get("chain", ""))
-            counter = next((e["counter"] for e in rule.get("expr", []) if "counter" in e), None)
-            if counter is None:
-                continue
-            if chain.startswith("flow_") and chain[5:].isdigit():
-                flows.append(FlowCounter(int(chain[5:]), int(counter["packets"]), int(counter["bytes"])))
-            elif chain == "deny":
-                denied += int(counter["packets"])
-        return sorted(flows, key=lambda f: f.flow), denied
+            if rule and rule.get("chain") == "deny":
+                counter = next((e["counter"] for e in rule.get("expr", []) if "counter" in e), None)
+                if counter is not None:
+                    denied += int(counter["packets"])
+        return parse_element_counters(data), denied
 
     def denied_pairs(self, data: dict[str, Any] | None = None) -> list[tuple[str, str, int]]:
         """(source, destination, packets) learnt in the denied4/denied6 sets."""
@@ -115,6 +118,39 @@ class Nft:
                 if len(parts) == 2:
                     out.append((str(parts[0]), str(parts[1]), packets))
         return out
+
+
+@dataclass(frozen=True)
+class ElementCounter:
+    """The counter of one verdict-map element: which map, its key (as listed), the flow it belongs to."""
+
+    map: str
+    key: str
+    flow: int
+    packets: int
+    bytes: int
+
+
+def parse_element_counters(data: dict[str, Any]) -> list[ElementCounter]:
+    """Counters of the verdict-map elements in a JSON listing; the flow comes from the element's comment."""
+    out = []
+    for item in data.get("nftables", []):
+        m = item.get("map")
+        if not m:
+            continue
+        for pair in m.get("elem", []):
+            el = pair[0] if isinstance(pair, list) and pair else pair
+            el = el.get("elem", el) if isinstance(el, dict) else el
+            if not isinstance(el, dict):
+                continue
+            comment = str(el.get("comment", ""))
+            if not (comment.startswith(FLOW_COMMENT) and comment[len(FLOW_COMMENT):].isdigit()):
+                continue
+            counter = el.get("counter") or {}
+            out.append(ElementCounter(str(m.get("name")), json.dumps(el.get("val"), sort_keys=True),
+                                      int(comment[len(FLOW_COMMENT):]), int(counter.get("packets", 0)),
+                                      int(counter.get("bytes", 0))))
+    return out
 
 
 def _quote(stderr: str, script: str | None) -> str:

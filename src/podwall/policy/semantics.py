@@ -9,6 +9,7 @@ expected matrix of `verify` and the compiled ruleset cannot disagree. Pure: no I
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -242,6 +243,7 @@ def port_boxes(flow: FlowSpec) -> tuple[tuple[tuple[int, int], tuple[int, int]],
     return tuple(((r.proto_number, r.proto_number), (r.lo, r.hi)) for r in ranges)
 
 
+@functools.lru_cache(maxsize=65536)
 def _host_net(a: IPAddress) -> IPNetwork:
     return ipaddress.ip_network(a)
 

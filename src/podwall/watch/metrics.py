@@ -2,6 +2,10 @@
 
 Gauges that describe the state (containers per workload, set/map sizes) and the nft counters (per-flow
 accepts, denies) are read at scrape time, so a scrape always shows what is loaded now.
+
+Per-flow accepts are counted on each map element (the table has no chain per flow), and an element goes away
+with its container. FlowTotals keeps the exported counters monotonic: it adds each element's growth since the
+previous scrape, so what a removed element counted up to the last scrape stays in its flow's total.
 """
 
 from __future__ import annotations
@@ -15,22 +19,46 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from podwall.errors import PodwallError
-from podwall.nft.live import FlowCounter
+from podwall.nft.live import ElementCounter
 from podwall.watch.state import WatchState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class FlowTotals:
+    """Monotonic per-flow accept packets from per-element counters (pure: fed one reading at a time)."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[str, str], int] = {}
+        self.totals: dict[tuple[int, str], int] = {}
+
+    def add(self, elements: list[ElementCounter], flow_names: list[str]) -> dict[tuple[int, str], int]:
+        """(flow, description) → packets accepted since the daemon started."""
+        seen: dict[tuple[str, str], int] = {}
+        for e in elements:
+            k = (e.map, e.key)
+            prev = self.last.get(k, 0)
+            grew = e.packets - prev if e.packets >= prev else e.packets  # smaller: a new element, same key
+            desc = flow_names[e.flow] if e.flow < len(flow_names) else "?"
+            self.totals[(e.flow, desc)] = self.totals.get((e.flow, desc), 0) + grew
+            seen[k] = e.packets
+        for f, desc in enumerate(flow_names):  # every flow of the policy has a series, from 0
+            self.totals.setdefault((f, desc), 0)
+        self.last = seen
+        return dict(self.totals)
 
 
 class _Live(Collector):
     def __init__(
         self,
         state: Callable[[], WatchState | None],
-        counters: Callable[[], tuple[list[FlowCounter], int]],
+        counters: Callable[[], tuple[list[ElementCounter], int]],
         flow_names: Callable[[], list[str]],
     ) -> None:
         self.state = state
         self.counters = counters
         self.flow_names = flow_names
+        self.totals = FlowTotals()
 
     def collect(self) -> Iterator[Any]:
         st = self.state()
@@ -55,13 +83,11 @@ class _Live(Collector):
         )
         denied = CounterMetricFamily("podwall_denied_packets", "Packets denied (or, in audit mode, logged)")
         try:
-            flows, n_denied = self.counters()
+            elements, n_denied = self.counters()
         except PodwallError:
-            flows, n_denied = [], None
-        flow_names = self.flow_names()
-        for f in flows:
-            desc = flow_names[f.flow] if f.flow < len(flow_names) else "?"
-            accepts.add_metric([str(f.flow), desc], f.packets)
+            elements, n_denied = [], None
+        for (flow, desc), packets in sorted(self.totals.add(elements, self.flow_names()).items()):
+            accepts.add_metric([str(flow), desc], packets)
         yield accepts
         if n_denied is not None:
             denied.add_metric([], n_denied)
@@ -106,7 +132,7 @@ class Metrics:
     def attach(
         self,
         state: Callable[[], WatchState | None],
-        counters: Callable[[], tuple[list[FlowCounter], int]],
+        counters: Callable[[], tuple[list[ElementCounter], int]],
         flow_names: Callable[[], list[str]],
     ) -> None:
         self.registry.register(_Live(state, counters, flow_names))

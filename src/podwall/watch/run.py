@@ -64,7 +64,7 @@ def run_daemon(
     w.install_signals()
     metrics.attach(
         lambda: w.state,
-        env.nft.flow_counters,
+        env.nft.element_counters,
         lambda: [enforce.describe_flow(w.loaded, i) for i in range(len(w.loaded.policy.flows))],
     )
     try:
