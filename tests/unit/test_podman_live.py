@@ -310,3 +310,38 @@ def test_create_args() -> None:
     ]
     with pytest.raises(ValueError):
         create_args("n", ["10.1.0.1/24"])  # host bits set: say so rather than guess
+
+
+def test_inspect_drops_containers_removed_after_ps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under churn a container listed by `ps` is gone by `inspect`: it is dropped, the rest still read."""
+    from podwall.errors import CommandFailed
+
+    ps = json.dumps([{"Id": i, "PodName": ""} for i in ("aaa1", "bbb2", "ccc3")])
+    calls: list[tuple[str, ...]] = []
+
+    def fake(podman: str, *args: str) -> str:
+        calls.append(args)
+        if args[0] == "ps":
+            return ps
+        ids = args[2:]
+        if "bbb2" in ids:
+            raise CommandFailed(["podman", *args], 125, "Error: inspecting object: no such container bbb2\n")
+        return json.dumps([{"Id": i} for i in ids])
+
+    monkeypatch.setattr(live, "_podman", fake)
+    ps_json, inspect_json = live._ps_and_inspect("podman")
+    assert [c["Id"] for c in json.loads(inspect_json)] == ["aaa1", "ccc3"]
+    assert [a[0] for a in calls] == ["ps", "container", "container"]
+
+
+def test_inspect_errors_other_than_gone_containers_still_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    from podwall.errors import CommandFailed
+
+    def fake(podman: str, *args: str) -> str:
+        if args[0] == "ps":
+            return json.dumps([{"Id": "aaa1", "PodName": ""}])
+        raise CommandFailed(["podman", *args], 125, "Error: database is locked\n")
+
+    monkeypatch.setattr(live, "_podman", fake)
+    with pytest.raises(CommandFailed):
+        live._ps_and_inspect("podman")

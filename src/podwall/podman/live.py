@@ -391,21 +391,38 @@ def interfaces_by_mac(pid: int, proc_root: Path = Path("/proc")) -> dict[str, st
     return out
 
 
+def _missing_ids(stderr: str, ids: list[str]) -> set[str]:
+    """The ids that `podman container inspect` says are gone (it names each: `no such container ID`)."""
+    low = stderr.lower()
+    return {i for i in ids if any(f"{s} {i.lower()}" in low for s in _NO_SUCH)}
+
+
+def _ps_and_inspect(podman: str) -> tuple[str, str]:
+    """`ps -a` and `container inspect` of what it lists. Containers go away in between under churn: those
+    inspect names as gone are dropped and the rest inspected again (the list only shrinks); when the error
+    names none of them, both are read again."""
+    for _ in range(5):
+        ps_json = _podman(podman, "ps", "-a", "--pod", "--format", "json")
+        ids = [r["Id"].text() for r in decode_json(ps_json, "podman ps").seq()]
+        while True:
+            try:
+                return ps_json, _inspect(podman, ids)
+            except CommandFailed as exc:
+                if not any(s in exc.stderr.lower() for s in _NO_SUCH):
+                    raise
+                gone = _missing_ids(exc.stderr, ids)
+                if not gone:
+                    break  # read `ps` again
+                ids = [i for i in ids if i not in gone]
+        time.sleep(0.05)
+    raise EnvironmentProblem("podman containers kept changing while podwall read them (5 tries)")
+
+
 def read_inventory(podman: str = "podman") -> Inventory:
     """Every container (running or not) and every network of this Podman, as model objects."""
     from podwall.podman.networks import is_rootless  # late: networks imports this module's parser
 
-    for attempt in range(3):
-        ps_json = _podman(podman, "ps", "-a", "--pod", "--format", "json")
-        ids = [r["Id"].text() for r in decode_json(ps_json, "podman ps").seq()]
-        try:
-            inspect_json = _inspect(podman, ids)
-            break
-        except CommandFailed as exc:
-            # A container removed between `ps` and `inspect`: read both again, the state moved on.
-            if attempt == 2 or not any(s in exc.stderr.lower() for s in _NO_SUCH):
-                raise
-            time.sleep(0.05)
+    ps_json, inspect_json = _ps_and_inspect(podman)
     networks_json = _podman(podman, "network", "ls", "--format", "json")
     inv = parse_inventory(
         ps_json, inspect_json, networks_json, rootless=is_rootless(), interfaces=interfaces_by_mac
