@@ -117,7 +117,8 @@ def start_shop(made: Made) -> None:
     for name, args, ports in CONTAINERS:
         made.containers.append(name)
         script = "; ".join([f"httpd -p {p} -h /www" for p in ports] + ["exec sleep 86400"])
-        proc.run(["podman", "run", "-d", "--name", name, *args, IMAGE, "sh", "-c", script])
+        # `sleep` as PID 1 ignores SIGTERM: stop with SIGKILL so that `podman rm -f` is instant (--keep)
+        proc.run(["podman", "run", "-d", "--stop-signal", "KILL", "--name", name, *args, IMAGE, "sh", "-c", script])
 
 
 def wait_listening(timeout_s: float = 10.0) -> None:

@@ -99,3 +99,27 @@ def test_json_schema_is_json_and_names_flows() -> None:
     s = json_schema()
     json.dumps(s)
     assert "flows" in s["properties"] and s["title"] == "podwall policy"
+
+
+def test_impossible_dates_and_unknown_rules_in_exceptions_have_lines() -> None:
+    text = ("version: 1\nworkloads:\n  x: {containers: [x]}\nexceptions:\n"
+            "  - {container: x, rule: PW101, reason: r, expires: 2020-13-01}\n"
+            "  - {container: x, rule: PW999, reason: r, expires: 2099-01-01}\n"
+            "  - {container: x, rule: PW101, reason: r, expires: 2027-02-30}\n")
+    es = errors(text)
+    assert es[0].startswith("p.yaml:5:53: exceptions[0].expires: ") and "month" in es[0]
+    assert es[1].startswith("p.yaml:6:26: exceptions[1].rule: no rule PW999")
+    assert es[2].startswith("p.yaml:7:53: exceptions[2].expires: ") and "day" in es[2]
+    import datetime as dt
+
+    ok = parse_policy_text(text.split("  - {container: x, rule: PW101, reason: r, expires: 2020")[0]
+                           + "  - {container: x, rule: PW101, reason: r, expires: 2099-01-01}\n", "p.yaml")
+    assert ok.policy.exceptions[0].expires == dt.date(2099, 1, 1)
+
+
+def test_policy_that_is_not_utf8_names_file_line_column(tmp_path: Path) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_bytes(b"version: 1\nmode: \xff\xfe\n")
+    with pytest.raises(InputError) as ei:
+        load_policy(f)
+    assert [p.render() for p in ei.value.problems] == [f"{f}:2:7: not valid UTF-8 text"]

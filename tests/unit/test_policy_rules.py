@@ -73,3 +73,25 @@ def test_invalid_policy_is_exit_2(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["audit", str(tmp_path), "--policy", str(bad)], standalone_mode=False)
     assert r.exception is not None and getattr(r.exception, "rc", None) == 2
     assert load_policy  # imported for the message path; loading errors are InputError (exit 2)
+
+
+def test_pw108_ignores_containers_read_from_files() -> None:
+    """`podwall audit FILES --policy` (no --live): a Quadlet/compose container is not a managed live one."""
+    import dataclasses
+
+    from podwall.model import Loc
+
+    inv = shop()
+    from_files = dataclasses.replace(
+        inv, containers=tuple(dataclasses.replace(c, loc=Loc("x.container", 1)) for c in inv.containers)
+    )
+    lp = parse_policy_text(SHOP_POLICY, "p.yaml")
+    assert not [f for f in audit_inventory(from_files, policy=lp)[0] if f.rule == "PW108"]
+
+
+def test_pw106_is_info_for_networks_the_policy_manages() -> None:
+    lp = parse_policy_text(SHOP_POLICY, "p.yaml")
+    with_policy = {f.object: f.severity.value for f in audit_inventory(shop(), policy=lp)[0] if f.rule == "PW106"}
+    without = {f.object: f.severity.value for f in audit_inventory(shop())[0] if f.rule == "PW106"}
+    assert without.get("front") == "medium" and with_policy.get("front") == "info"
+    assert with_policy.get("plain") == "medium"  # not in the policy's networks: still a finding

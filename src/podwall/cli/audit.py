@@ -41,8 +41,8 @@ def _read_live() -> Inventory:
               help="Also run the policy checks (PW108, PW109) and honour the policy's exceptions.")
 def audit_cmd(paths: tuple[str, ...], live: bool, fmt: str, fail_on: str, excludes: tuple[str, ...],
               policy_file: str | None) -> int:
-    """Report network exposure in compose, Quadlet, Kubernetes YAML and shell files (PATHs, default .)
-    and, with --live, in Podman's current state.
+    """Report network exposure in compose, Quadlet, Kubernetes YAML and shell files (PATHs; default `.`,
+    or no files with --live) and, with --live, in Podman's current state.
 
     Exit: 0 nothing at or above --fail-on, 1 findings, 2 a recognised file could not be read or parsed,
     3 live state could not be read or a rule failed.

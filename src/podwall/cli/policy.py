@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -150,6 +151,18 @@ def apply(policy_file: str, yes: bool, force: bool, enable_br_netfilter: bool) -
     return RC.OK
 
 
+def _file_changed(path: str | None, sha256: str | None) -> bool | None:
+    """Has the policy file changed since it was applied? None when it cannot be read."""
+    import hashlib
+
+    if not path or not sha256:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() != sha256
+    except OSError:
+        return None
+
+
 def status_data() -> dict[str, Any]:
     from podwall.enforce import State
     from podwall.nft.live import Nft
@@ -164,6 +177,7 @@ def status_data() -> dict[str, Any]:
         "mode": state.mode if state else None,
         "applied_at": state.applied_at if state else None,
         "drifted": bool(snap is not None and (state is None or state.snapshot != snap)),
+        "policy_file_changed": _file_changed(state.policy_file, state.sha256) if state else None,
         "flows": [],
         "denied": 0,
         "denied_pairs": [],
@@ -231,7 +245,9 @@ def status(fmt: str) -> int:
         f"policy {escape(str(data['policy_file']))} sha256 {str(data['sha256'])[:12]} mode {data['mode']} "
         f"applied {data['applied_at']}"
     )
-    t = Table(title="accepted new connections per flow", title_justify="left")
+    if data["policy_file_changed"]:
+        out.print("note: the policy file has changed since it was applied (podwall plan -f FILE, then apply)")
+    t = Table(title="accepted new connections per flow (flows numbered from 0 in file order)", title_justify="left")
     t.add_column("#", justify="right")
     t.add_column("flow")
     t.add_column("packets", justify="right")

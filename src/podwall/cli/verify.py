@@ -63,7 +63,23 @@ def verify(policy_file: str | None, baseline: bool, fmt: str, ports: str | None,
         return RC.INVALID_INPUT
     if baseline:
         return RC.OK
+    if summary.wrong:
+        _explain_missing_table()
     return summary.rc
+
+
+def _explain_missing_table() -> None:
+    """Wrong cells with no podwall table loaded at all: say so (on stderr), it is the likely cause."""
+    from podwall.errors import PodwallError
+    from podwall.nft.live import Nft
+
+    try:
+        loaded = Nft().exists()
+    except PodwallError:
+        return
+    if not loaded:
+        click.echo("note: table inet podwall is not loaded: nothing enforces this policy "
+                   "(podwall apply -f FILE, or podwall status)", err=True)
 
 
 cli.add_command(verify)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 
 from podwall.errors import InputError, InputProblem
@@ -36,8 +37,18 @@ class LoadedPolicy:
         return self.sha256[:12]
 
 
+class _Constructor(RoundTripConstructor):
+    """Dates stay text: pydantic parses `expires` and reports an impossible date (2020-13-01) with its line."""
+
+
+_Constructor.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda self, node: self.construct_scalar(node)
+)
+
+
 def _yaml() -> YAML:
     y = YAML(typ="rt")
+    y.Constructor = _Constructor
     y.version = (1, 2)  # `2222:22` stays a string; `yes`/`no` are strings, not booleans
     y.allow_duplicate_keys = False
     return y
@@ -219,7 +230,13 @@ def _cross_checks(policy: Policy, path: str, at: Any) -> list[InputProblem]:
 def load_policy(path: str | Path) -> LoadedPolicy:
     p = Path(path)
     try:
-        text = p.read_text()
+        raw = p.read_bytes()
     except OSError as exc:
         raise InputError(InputProblem(str(path), None, None, f"cannot read policy: {exc.strerror}")) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(InputProblem(str(path), line, col, "not valid UTF-8 text")) from None
     return parse_policy_text(text, str(path))

@@ -34,6 +34,17 @@ class BridgeNotIsolated(Rule):
                 severity=Severity.LOW,
             )
             return
+        if ctx.policy is not None and n.name in ctx.policy.policy.networks:
+            # podwall's table is the isolation here (default deny across networks and inside the bridge);
+            # `podwall status` / `podwall verify` show whether it is loaded and holds
+            yield self.finding(
+                n.name,
+                f"bridge network `{n.name}` is neither internal nor isolated in Podman; the podwall policy "
+                "manages it, so podwall's table denies what no flow allows once applied",
+                n.loc,
+                severity=Severity.INFO,
+            )
+            return
         yield self.finding(
             n.name,
             f"bridge network `{n.name}` is neither internal nor isolated: Podman routes traffic between it and "

@@ -23,9 +23,19 @@ class UnmatchedContainer(Rule):
     kinds = frozenset({"live"})
 
     def inventory(self, ctx: AuditContext) -> Iterator[Finding]:
+        import dataclasses
+
         from podwall.policy.semantics import resolve
 
-        res = resolve(ctx.policy.policy, ctx.inventory)
+        # Live containers only: the policy manages what runs on this host. Containers read from files carry a
+        # file and line and are not "managed" (podwall audit FILES --policy without --live reports none).
+        inv = ctx.inventory
+        live = dataclasses.replace(
+            inv,
+            containers=tuple(c for c in inv.containers if c.loc is None),
+            networks=tuple(n for n in inv.networks if n.loc is None),
+        )
+        res = resolve(ctx.policy.policy, live)
         for name in res.unmatched:
             ep = res.endpoint_of(name)
             nets = ", ".join(ep.networks) if ep else ""
