@@ -10,6 +10,7 @@ previous scrape, so what a removed element counted up to the last scrape stays i
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,9 +32,14 @@ class FlowTotals:
     def __init__(self) -> None:
         self.last: dict[tuple[str, str], int] = {}
         self.totals: dict[tuple[int, str], int] = {}
+        self.lock = threading.Lock()  # the metrics server answers scrapes in threads
 
     def add(self, elements: list[ElementCounter], flow_names: list[str]) -> dict[tuple[int, str], int]:
         """(flow, description) → packets accepted since the daemon started."""
+        with self.lock:
+            return self._add(elements, flow_names)
+
+    def _add(self, elements: list[ElementCounter], flow_names: list[str]) -> dict[tuple[int, str], int]:
         seen: dict[tuple[str, str], int] = {}
         for e in elements:
             k = (e.map, e.key)
