@@ -30,8 +30,6 @@ runtime = "runc"
 network_backend = "netavark"
 """
 
-NETAVARK = ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark")
-
 
 def _missing_prereqs() -> list[str]:
     missing = []
@@ -40,7 +38,9 @@ def _missing_prereqs() -> list[str]:
     for tool in ("podman", "nft", "nsenter", "ip"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             missing.append(tool)
-    if not any(Path(p).exists() for p in NETAVARK):
+    from podwall.doctor_facts import netavark_installed
+
+    if not netavark_installed():
         missing.append("netavark")
     return missing
 

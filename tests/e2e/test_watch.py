@@ -256,12 +256,16 @@ def test_new_container_is_allowed_fast_and_never_reaches_what_it_must_not(
     assert all(a["r"] in REACHED for a in ok[-3:])
 
 
+def _web1_granted(sc: Scenario, d: Daemon) -> tuple[str, int]:
+    """Start web1 on the policy network and wait for its grant; (api's address, web1's pid)."""
+    sc.run("web1", "--network", f"{sc.prefix}-net", listen=(8080,))
+    d.granted(sc.n("web1"))
+    return sc.ip(sc.n("api")), sc.pid(sc.n("web1"))
+
+
 def test_a_deleted_table_is_restored_within_5s(watched: tuple[Scenario, Daemon]) -> None:
     sc, d = watched
-    p = sc.prefix
-    sc.run("web1", "--network", f"{p}-net", listen=(8080,))
-    d.granted(sc.n("web1"))
-    api, web_pid = sc.ip(sc.n("api")), sc.pid(sc.n("web1"))
+    api, web_pid = _web1_granted(sc, d)
     assert reachable(web_pid, api, 8080) and not reachable(web_pid, api, 22)
     nft("delete", "table", "inet", "podwall")
     t0 = time.monotonic()
@@ -301,15 +305,12 @@ def test_a_reused_ip_inherits_nothing(watched: tuple[Scenario, Daemon]) -> None:
 
 def test_kill_9_leaves_the_table_and_sigterm_too(watched: tuple[Scenario, Daemon], tmp_path: Path) -> None:
     sc, d = watched
-    p = sc.prefix
-    sc.run("web1", "--network", f"{p}-net", listen=(8080,))
-    d.granted(sc.n("web1"))
+    api, web_pid = _web1_granted(sc, d)
     before = _stateless_table()
     children = _children(d.proc.pid)
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait(timeout=10)
     assert _stateless_table() == before
-    api, web_pid = sc.ip(sc.n("api")), sc.pid(sc.n("web1"))
     assert reachable(web_pid, api, 8080) and not reachable(web_pid, api, 22)
     deadline = time.monotonic() + 3
     while any(_alive(c) for c in children) and time.monotonic() < deadline:
@@ -328,11 +329,9 @@ def test_kill_9_leaves_the_table_and_sigterm_too(watched: tuple[Scenario, Daemon
 
 def test_sighup_with_an_invalid_policy_keeps_the_old_one(watched: tuple[Scenario, Daemon]) -> None:
     sc, d = watched
-    p = sc.prefix
-    sc.run("web1", "--network", f"{p}-net", listen=(8080,))
-    d.granted(sc.n("web1"))
-    api, web_pid = sc.ip(sc.n("api")), sc.pid(sc.n("web1"))
+    api, web_pid = _web1_granted(sc, d)
     before = _stateless_table()
+    p = sc.prefix
     d.policy.write_text(POLICY.format(p=p, port="8080/tcpx").replace("/tcp/tcpx", "/tcpx"))
     d.proc.send_signal(signal.SIGHUP)
     line = d.wait_for(lambda x: x.get("decision") == "reload")
@@ -349,10 +348,8 @@ def test_sighup_with_an_invalid_policy_keeps_the_old_one(watched: tuple[Scenario
 
 def test_metrics_are_served_on_loopback(watched: tuple[Scenario, Daemon]) -> None:
     sc, d = watched
-    p = sc.prefix
-    sc.run("web1", "--network", f"{p}-net", listen=(8080,))
-    d.granted(sc.n("web1"))
-    assert reachable(sc.pid(sc.n("web1")), sc.ip(sc.n("api")), 8080)
+    api, web_pid = _web1_granted(sc, d)
+    assert reachable(web_pid, api, 8080)
     body = urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=5).read().decode()
     for needle in (
         'podwall_containers{workload="web"} 1.0',

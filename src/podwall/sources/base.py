@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from podwall.errors import InputProblem
-from podwall.model import Inventory
+from podwall.model import Inventory, Loc
 
 
 class SourceKind(StrEnum):
@@ -38,6 +38,20 @@ class FileResult:
     kind: SourceKind | None
     inventory: Inventory = field(default_factory=Inventory)
     problems: tuple[InputProblem, ...] = ()
+
+
+class LineReader:
+    """Base of the YAML readers: where objects come from (`loc`) and the located problems met (`bad`)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[InputProblem] = []
+
+    def loc(self, line: int) -> Loc:
+        return Loc(self.path, line)
+
+    def bad(self, line: int, message: str) -> None:
+        self.problems.append(InputProblem(self.path, line, None, message))
 
 
 def problem(file: str, line: int | None, message: str, col: int | None = None) -> InputProblem:

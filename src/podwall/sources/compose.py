@@ -14,9 +14,8 @@ import re
 from pathlib import PurePath
 from typing import Any
 
-from podwall.errors import InputProblem
 from podwall.model import Container, Inventory, Loc, Network, PortMapping, frozen_map
-from podwall.sources.base import FileResult, SourceKind
+from podwall.sources.base import FileResult, LineReader, SourceKind
 from podwall.sources.invocations import ContainerDraft, NetworkDraft
 from podwall.sources.netvalues import normalise_cap
 from podwall.sources.ports import PortSpecError, parse_port_spec
@@ -54,17 +53,10 @@ def project_name(path: str, top: Any) -> str:
     return re.sub(r"[^a-z0-9_-]", "", raw.lower()) or "project"
 
 
-class _Reader:
+class _Reader(LineReader):
     def __init__(self, path: str, text: str):
-        self.path = path
+        super().__init__(path)
         self.text = text
-        self.problems: list[InputProblem] = []
-
-    def loc(self, line: int) -> Loc:
-        return Loc(self.path, line)
-
-    def bad(self, line: int, message: str) -> None:
-        self.problems.append(InputProblem(self.path, line, None, message))
 
     # -- services -----------------------------------------------------------------------------------
     def service(self, name: str, svc: Any, line: int, project: str, declared: set[str]) -> Container | None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from podwall.errors import InputProblem
 from podwall.model import Container, Inventory, Loc, NetMode, PortMapping, frozen_map
-from podwall.sources.base import FileResult, SourceKind
+from podwall.sources.base import FileResult, LineReader, SourceKind
 from podwall.sources.netvalues import normalise_cap
 from podwall.sources.ports import PortSpecError, parse_port_spec
 from podwall.sources.yamlload import (
@@ -50,16 +49,7 @@ def _pod_spec(doc: Any) -> Any:
     return None
 
 
-class _Reader:
-    def __init__(self, path: str):
-        self.path = path
-        self.problems: list[InputProblem] = []
-
-    def loc(self, line: int) -> Loc:
-        return Loc(self.path, line)
-
-    def bad(self, line: int, message: str) -> None:
-        self.problems.append(InputProblem(self.path, line, None, message))
+class _Reader(LineReader):
 
     def pod(self, doc: Any) -> list[Container]:
         kind = str(doc.get("kind"))
